@@ -1,0 +1,321 @@
+// csasn.js - the JavaScript API of the csasn engine, the same in node and in the browser.
+//
+//   import { createClassifier } from './csasn.js';
+//   const c = await createClassifier(modelBytes, { wasmBinary });
+//   const r = await c.classify(imageBytes, { roi: { x, y, w, h } });
+//   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model }
+//   c.info(); c.free();
+//
+//   // or: one engine for several models (the worker does this), warmed up while a model loads
+//   const e = await createEngine({ wasmModule, threads });   // threads: csasn-mt.* (2 threads)
+//   e.warmup(1);
+//   const c2 = await createClassifier(modelBytes, { engine: e });
+//
+// `make wasm` copies this file next to the Emscripten glue (build/wasm/csasn.mjs), so the
+// relative import below holds there. The glue never fetches anything itself: the caller
+// hands it the .wasm bytes (`wasmBinary`), which is what makes it load in node 20 (emcc
+// 3.1.6 cannot resolve its own .wasm from an ES module in node) and lets the browser worker
+// fetch, cache and time the binary like any other asset. Without `wasmBinary` the file next
+// to this one is read (fetch in a browser, fs in node).
+//
+// Every call into wasm is synchronous; the methods return promises so callers can treat a
+// worker-hosted classifier (worker.js) and an in-process one the same way. One classifier
+// serves one call at a time, like the C model it wraps.
+import createCsasnModule from './csasn.mjs';
+
+// Word offsets of csasn_wasm_result (shell/exports.c): every field is 4 bytes.
+const R = {
+  nClasses: 0, top: 1, hasMalignancy: 2, malignancy: 3, probs: 4, logits: 5,
+  attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
+};
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+function toU8(bytes, what) {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  throw new TypeError(`${what} must be an ArrayBuffer or a typed array`);
+}
+
+async function defaultWasmBinary(name) {
+  const url = new URL(name, import.meta.url);
+  if (url.protocol === 'file:') {
+    const fs = await import('node:fs/promises');
+    return new Uint8Array(await fs.readFile(url));
+  }
+  const res = await fetch(url, { credentials: 'same-origin' });
+  if (!res.ok) throw new Error(`could not load ${url.pathname}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Instantiates the engine and loads a model. Rejects with the loader's message.
+ *  options.wasmBinary: the bytes of csasn.wasm, or
+ *  options.wasmModule: an already compiled WebAssembly.Module of it (the worker compiles once,
+ *  while the model downloads, and reuses it for every model it loads).
+ *  options.threads: true to use the threaded build (csasn-mt.mjs/.wasm, 2 threads, identical
+ *  results) instead; it needs SharedArrayBuffer, i.e. a cross-origin isolated page, and then
+ *  wasmBinary / wasmModule must be those of csasn-mt.wasm.
+ *  options.engine: an engine from createEngine() to load the model into (no new instance;
+ *  the other options are then ignored, and free() leaves the engine running). */
+export async function createClassifier(modelBytes, options = {}) {
+  const model = toU8(modelBytes, 'model');
+  const engine = options.engine || await createEngine(options);
+  return new Classifier(engine, model, !options.engine);
+}
+
+/** Instantiates the engine alone (same options as createClassifier): the worker does it while
+ *  the model downloads, warms it up, then loads each model it is given into it. */
+export async function createEngine(options = {}) {
+  let create = createCsasnModule;
+  if (options.threads) {
+    if (typeof SharedArrayBuffer === 'undefined') {
+      throw new Error('the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
+    }
+    create = (await import('./csasn-mt.mjs')).default;
+  }
+  const quiet = () => {};
+  const cfg = { print: quiet, printErr: quiet };
+  let instantiateFailed = new Promise(() => {});
+  if (options.wasmModule) {
+    const wm = options.wasmModule;
+    let fail;
+    instantiateFailed = new Promise((_, reject) => { fail = reject; });
+    cfg.instantiateWasm = (imports, receive) => {
+      WebAssembly.instantiate(wm, imports).then((inst) => receive(inst, wm), fail);
+      return {}; // exports arrive through receive()
+    };
+  } else {
+    cfg.wasmBinary = options.wasmBinary ? toU8(options.wasmBinary, 'wasmBinary')
+      : await defaultWasmBinary(options.threads ? './csasn-mt.wasm' : './csasn.wasm');
+  }
+  // The glue's own promise never settles if instantiation fails inside the hook.
+  const mod = await Promise.race([create(cfg), instantiateFailed]);
+  return new Engine(mod, options.threads ? 2 : 1);
+}
+
+class Engine {
+  constructor(mod, threads) {
+    this._m = mod;
+    this.threads = threads;
+  }
+
+  /** Runs every hot kernel on scratch data `rounds` times, so that the JIT optimises them
+   *  before the first real image (V8 starts wasm in a baseline tier). Synchronous: call it in
+   *  short slices between other work. */
+  warmup(rounds = 1) {
+    if (!this._m) throw new Error('this engine has been closed');
+    return this._m._csasn_wasm_warmup(rounds) === 0;
+  }
+
+  /** Ends the threaded build's helper Worker (it holds the shared memory); unusable afterwards. */
+  close() {
+    if (this._m && this._m.PThread) this._m.PThread.terminateAllThreads();
+    this._m = null;
+  }
+}
+
+class Classifier {
+  constructor(engine, model, ownsEngine) {
+    if (!engine._m) throw new Error('this engine has been closed');
+    const mod = engine._m;
+    this._m = mod;
+    this._engine = engine;
+    this._ownsEngine = ownsEngine;
+    this.threads = engine.threads;
+    this._decoder = new TextDecoder('utf-8');
+    const t0 = now();
+    const buf = this._copyIn(model);
+    let handle;
+    try {
+      handle = mod._csasn_wasm_load(buf, model.length);
+    } finally {
+      mod._csasn_wasm_free(buf); // the loader repacks the weights; the file copy is not kept
+    }
+    if (!handle) {
+      const e = new Error(this._lastError() || 'model load failed');
+      e.modelError = true; // the file, not the engine: worker.js tells the two apart
+      if (ownsEngine) engine.close();
+      throw e;
+    }
+    this._h = handle;
+    this.loadMs = now() - t0;
+    this._info = this._readInfo();
+    this.inputSize = this._info.inputSize;
+  }
+
+  _copyIn(u8) {
+    const p = this._m._csasn_wasm_alloc(u8.length);
+    if (!p) throw new Error(`out of memory copying ${u8.length} bytes into the engine`);
+    this._m.HEAPU8.set(u8, p); // HEAPU8 is re-read: memory may have grown in alloc
+    return p;
+  }
+
+  _str(p) {
+    if (!p) return null;
+    const h = this._m.HEAPU8;
+    let e = p;
+    while (h[e] !== 0) e++;
+    // slice, not subarray: TextDecoder refuses views of the threaded build's shared memory
+    return this._decoder.decode(h.slice(p, e));
+  }
+
+  _lastError() {
+    return this._str(this._m._csasn_wasm_error());
+  }
+
+  _alive() {
+    if (!this._h) throw new Error('this classifier has been freed');
+  }
+
+  _readInfo() {
+    const m = this._m, h = this._h;
+    const n = m._csasn_wasm_num_classes(h);
+    const labels = [], malignant = [];
+    for (let i = 0; i < n; i++) {
+      labels.push(this._str(m._csasn_wasm_label(h, i)));
+      malignant.push(!!m._csasn_wasm_label_is_malignant(h, i));
+    }
+    let meta = null;
+    const js = this._str(m._csasn_wasm_info_json(h));
+    if (js) {
+      try { meta = JSON.parse(js); } catch { meta = null; }
+    }
+    return { name: this._str(m._csasn_wasm_name(h)), labels, malignant, inputSize: m._csasn_wasm_input_size(h), meta };
+  }
+
+  // Copies a result out of wasm memory (its buffers are reused by the next call).
+  _readResult(p, ms, roi) {
+    const m = this._m, w = p >> 2;
+    const I = m.HEAP32, F = m.HEAPF32;
+    const n = I[w + R.nClasses];
+    const f32 = (ptr, len) => (ptr ? F.slice(ptr >> 2, (ptr >> 2) + len) : null);
+    const probs = Array.from(f32(I[w + R.probs], n));
+    const logits = Array.from(f32(I[w + R.logits], n));
+    const top = I[w + R.top];
+    const attH = I[w + R.attH], attW = I[w + R.attW];
+    const maskH = I[w + R.maskH], maskW = I[w + R.maskW];
+    const att = f32(I[w + R.attention], attH * attW);
+    const mask = f32(I[w + R.mask], maskH * maskW);
+    return {
+      labels: this._info.labels.slice(),
+      probs,
+      logits,
+      top,
+      label: this._info.labels[top],
+      malignancy: I[w + R.hasMalignancy] ? F[w + R.malignancy] : null,
+      attention: att ? { w: attW, h: attH, data: att } : null,
+      mask: mask ? { w: maskW, h: maskH, data: mask } : null,
+      image: { w: I[w + R.imageW], h: I[w + R.imageH] },
+      roi,
+      ms,
+      model: this._info.name,
+    };
+  }
+
+  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in decoded-image pixels. */
+  async classify(imageBytes, options = {}) {
+    return this.classifySync(imageBytes, options);
+  }
+
+  classifySync(imageBytes, options = {}) {
+    this._alive();
+    const img = toU8(imageBytes, 'image');
+    const roi = options.roi || null;
+    if (roi) {
+      for (const k of ['x', 'y', 'w', 'h']) {
+        if (!Number.isInteger(roi[k])) throw new Error(`roi.${k} must be an integer (got ${roi[k]})`);
+      }
+    }
+    const m = this._m;
+    const buf = this._copyIn(img);
+    let p, ms;
+    try {
+      const t0 = now();
+      p = roi ? m._csasn_wasm_classify(this._h, buf, img.length, 1, roi.x, roi.y, roi.w, roi.h)
+              : m._csasn_wasm_classify(this._h, buf, img.length, 0, 0, 0, 0, 0);
+      ms = now() - t0;
+    } finally {
+      m._csasn_wasm_free(buf);
+    }
+    if (!p) throw new Error(this._lastError() || 'classification failed');
+    return this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
+  }
+
+  /** Forward pass on a preprocessed input Float32Array [3][S][S] (planar, normalised). */
+  async forward(input) {
+    return this.forwardSync(input);
+  }
+
+  forwardSync(input) {
+    this._alive();
+    const S = this.inputSize;
+    if (!(input instanceof Float32Array) || input.length !== 3 * S * S) {
+      throw new Error(`forward expects a Float32Array of 3*${S}*${S} = ${3 * S * S} values`);
+    }
+    const m = this._m;
+    const buf = this._copyIn(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+    let p, ms;
+    try {
+      const t0 = now();
+      p = m._csasn_wasm_forward(this._h, buf);
+      ms = now() - t0;
+    } finally {
+      m._csasn_wasm_free(buf);
+    }
+    if (!p) throw new Error(this._lastError() || 'forward pass failed');
+    return this._readResult(p, ms, null);
+  }
+
+  /** A copy of an intermediate tensor of the last pass ("input", "fused", ...), or null. */
+  debugTensor(name) {
+    this._alive();
+    const m = this._m;
+    const enc = new TextEncoder().encode(name + '\0');
+    const np = this._copyIn(enc);
+    const sp = m._csasn_wasm_alloc(20);
+    try {
+      const p = m._csasn_wasm_debug_tensor(this._h, np, sp);
+      const s = m.HEAP32.slice(sp >> 2, (sp >> 2) + 5);
+      if (!p) return null;
+      const shape = Array.from(s.subarray(0, s[4]));
+      const n = shape.reduce((a, b) => a * b, 1);
+      return { shape, data: m.HEAPF32.slice(p >> 2, (p >> 2) + n) };
+    } finally {
+      m._csasn_wasm_free(np);
+      m._csasn_wasm_free(sp);
+    }
+  }
+
+  setProfiling(on) {
+    this._alive();
+    this._m._csasn_wasm_set_profiling(this._h, on ? 1 : 0);
+  }
+
+  profile() {
+    this._alive();
+    const s = this._str(this._m._csasn_wasm_profile_json(this._h));
+    return s ? JSON.parse(s) : null;
+  }
+
+  /** { name, labels, malignant: bool[], inputSize, meta: the file's metadata } */
+  info() {
+    this._alive();
+    return JSON.parse(JSON.stringify(this._info));
+  }
+
+  /** Bytes of wasm memory (grows, never shrinks): stability tests watch it. */
+  memoryBytes() {
+    return this._m.HEAPU8.length;
+  }
+
+  free() {
+    if (this._h) {
+      this._m._csasn_wasm_model_free(this._h);
+      this._h = 0;
+      // An engine made for this classifier alone goes with it (the threaded build's helper
+      // Worker holds the shared memory: left running, every model switch would keep one).
+      if (this._ownsEngine) this._engine.close();
+    }
+  }
+}

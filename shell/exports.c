@@ -1,0 +1,217 @@
+/* exports.c - the wasm boundary: thin wrappers over csasn.h that JavaScript
+ * can call with plain numbers (pointers are i32 offsets into wasm memory).
+ *
+ * Why a separate layer: csasn.h returns errors through the return value and
+ * results through out-pointers to structs whose layout depends on the C ABI.
+ * JavaScript reads memory by offset, so these wrappers flatten everything into
+ * one struct made only of 4-byte fields (csasn_wasm_result, below), whose word
+ * offsets shell/csasn.js hard-codes; the static assertions keep both in step.
+ * The last error message is kept so a failing call can return 0/NULL and
+ * JavaScript fetches the text afterwards with csasn_wasm_error().
+ *
+ * Nothing here prints: the wasm build has no stdio (issue 5 wants it small).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "csasn.h"
+#include "kernels.h"   /* csasn__warmup */
+
+#ifdef __EMSCRIPTEN__
+#include <emscripten/emscripten.h>
+#define CSASN_WASM_EXPORT EMSCRIPTEN_KEEPALIVE
+#else
+#define CSASN_WASM_EXPORT
+#endif
+
+/* Word layout read by shell/csasn.js (RESULT_WORDS there). Every field is 4
+ * bytes on wasm32 (pointers included), so field i is at byte offset 4*i. */
+typedef struct {
+    int32_t n_classes;        /* 0 */
+    int32_t top;              /* 1 */
+    int32_t has_malignancy;   /* 2 */
+    float malignancy;         /* 3  NAN when absent */
+    const float *probs;       /* 4  [n_classes] */
+    const float *logits;      /* 5  [n_classes] */
+    const float *attention;   /* 6  [att_h][att_w] or NULL */
+    int32_t att_h;            /* 7 */
+    int32_t att_w;            /* 8 */
+    const float *mask;        /* 9  [mask_h][mask_w] or NULL */
+    int32_t mask_h;           /* 10 */
+    int32_t mask_w;           /* 11 */
+    int32_t image_w;          /* 12 */
+    int32_t image_h;          /* 13 */
+} csasn_wasm_result;
+
+#if defined(__wasm32__)
+_Static_assert(sizeof(csasn_wasm_result) == 14 * 4, "csasn.js reads 14 words");
+_Static_assert(offsetof(csasn_wasm_result, image_h) == 13 * 4, "layout drifted from csasn.js");
+#endif
+
+/* One result per module instance is enough: a model serves one inference at
+ * a time (csasn.h) and the JS wrapper copies the values out before returning. */
+static csasn_wasm_result g_result;
+static const char *g_error;
+/* Owned copy of the last error: the library's strings are only valid until
+ * the next call, and JavaScript reads the text after another call returns. */
+static char g_error_buf[512];
+
+static void set_error(const char *msg)
+{
+    if (!msg) {
+        g_error = NULL;
+        return;
+    }
+    size_t n = strlen(msg);
+    if (n >= sizeof g_error_buf) n = sizeof g_error_buf - 1;
+    memcpy(g_error_buf, msg, n);
+    g_error_buf[n] = 0;
+    g_error = g_error_buf;
+}
+
+static void fill_result(const csasn_result *r)
+{
+    g_result.n_classes = r->n_classes;
+    g_result.top = r->top;
+    g_result.has_malignancy = r->has_malignancy;
+    g_result.malignancy = r->has_malignancy ? r->malignancy : NAN;
+    g_result.probs = r->probs;
+    g_result.logits = r->logits;
+    g_result.attention = r->attention;
+    g_result.att_h = r->attention ? r->att_h : 0;
+    g_result.att_w = r->attention ? r->att_w : 0;
+    g_result.mask = r->mask;
+    g_result.mask_h = r->mask ? r->mask_h : 0;
+    g_result.mask_w = r->mask ? r->mask_w : 0;
+    g_result.image_w = r->image_w;
+    g_result.image_h = r->image_h;
+}
+
+/* The message of the last failed call ("" when the last call succeeded). */
+CSASN_WASM_EXPORT const char *csasn_wasm_error(void)
+{
+    return g_error ? g_error : "";
+}
+
+/* Buffers JavaScript fills before a call. Separate names from malloc/free so
+ * the JS side never depends on which allocator symbols the linker kept. */
+CSASN_WASM_EXPORT void *csasn_wasm_alloc(uint32_t n)
+{
+    return malloc(n ? n : 1);
+}
+
+CSASN_WASM_EXPORT void csasn_wasm_free(void *p)
+{
+    free(p);
+}
+
+/* Model bytes at buf[len] -> model handle, or 0 with csasn_wasm_error() set.
+ * The loader repacks the weights, so the caller frees buf right after. */
+CSASN_WASM_EXPORT csasn_model *csasn_wasm_load(const void *buf, uint32_t len)
+{
+    csasn_model *m = NULL;
+    const char *err = csasn_model_load(&m, buf, len);
+    set_error(err);
+    if (err) {
+        if (m) csasn_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+CSASN_WASM_EXPORT void csasn_wasm_model_free(csasn_model *m)
+{
+    if (m) csasn_model_free(m);
+}
+
+CSASN_WASM_EXPORT const char *csasn_wasm_info_json(const csasn_model *m)
+{
+    return csasn_model_info_json(m);
+}
+
+CSASN_WASM_EXPORT const char *csasn_wasm_name(const csasn_model *m)
+{
+    return csasn_model_name(m);
+}
+
+CSASN_WASM_EXPORT int csasn_wasm_num_classes(const csasn_model *m)
+{
+    return csasn_num_classes(m);
+}
+
+CSASN_WASM_EXPORT const char *csasn_wasm_label(const csasn_model *m, int i)
+{
+    return csasn_label(m, i);
+}
+
+CSASN_WASM_EXPORT int csasn_wasm_label_is_malignant(const csasn_model *m, int i)
+{
+    return csasn_label_is_malignant(m, i);
+}
+
+CSASN_WASM_EXPORT int csasn_wasm_input_size(const csasn_model *m)
+{
+    return csasn_input_size(m);
+}
+
+/* Image bytes -> result, or 0 with csasn_wasm_error() set. has_roi = 0 means
+ * the whole image (x, y, w, h ignored). */
+CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_classify(csasn_model *m, const void *bytes,
+                                                               uint32_t len, int has_roi, int x,
+                                                               int y, int w, int h)
+{
+    csasn_roi roi = {x, y, w, h};
+    csasn_result r;
+    memset(&r, 0, sizeof r);
+    const char *err = csasn_classify(m, bytes, len, has_roi ? &roi : NULL, &r);
+    set_error(err);
+    if (err) return NULL;
+    fill_result(&r);
+    return &g_result;
+}
+
+/* Forward pass on a preprocessed input[3][S][S] (benchmarks and parity with
+ * other runtimes feed identical tensors). image_w/h are 0 in the result. */
+CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_forward(csasn_model *m, const float *input)
+{
+    csasn_result r;
+    memset(&r, 0, sizeof r);
+    const char *err = csasn_forward(m, input, &r);
+    set_error(err);
+    if (err) return NULL;
+    fill_result(&r);
+    return &g_result;
+}
+
+/* shape_out receives 4 ints then the rank (5 words). Returns NULL for an
+ * unknown name. */
+CSASN_WASM_EXPORT const float *csasn_wasm_debug_tensor(const csasn_model *m, const char *name,
+                                                       int32_t *shape_out)
+{
+    int shape[4] = {0, 0, 0, 0}, rank = 0;
+    const float *p = csasn_debug_tensor(m, name, shape, &rank);
+    for (int i = 0; i < 4; i++) shape_out[i] = shape[i];
+    shape_out[4] = p ? rank : 0;
+    return p;
+}
+
+CSASN_WASM_EXPORT void csasn_wasm_set_profiling(csasn_model *m, int on)
+{
+    csasn_set_profiling(m, on);
+}
+
+CSASN_WASM_EXPORT const char *csasn_wasm_profile_json(const csasn_model *m)
+{
+    return csasn_profile_json(m);
+}
+
+/* Runs the hot kernels on scratch data (rounds times) so that V8 optimises
+ * them before the first real image: the worker calls it while the model
+ * downloads. 0, or -1 if out of memory. */
+CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
+{
+    return csasn__warmup(rounds);
+}

@@ -1,0 +1,668 @@
+/* cli.c - build/csasn, the native command line (contract in README.md).
+ *
+ *   csasn classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...
+ *   csasn info       --model FILE
+ *   csasn bench      --model FILE [--runs N] [--profile] [IMAGE]
+ *   csasn dump       --model FILE [--roi X,Y,W,H] --tensor NAME [--out FILE.f32] IMAGE
+ *   csasn preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE
+ *
+ * Exit status: 0 success; 1 a model or an image failed (message says why);
+ * 2 usage error or a file that cannot be read.
+ * Files are read whole into memory and handed to the library, which is what
+ * the browser build does with fetched bytes.
+ */
+#include "csasn.h"
+#include "format.h"   /* csasn__file_parse: tensor count for `info` */
+#include "image.h"    /* csasn__model_norm: normalising the synthetic bench input */
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MAX_IMAGE_BYTES (256u * 1024u * 1024u)
+
+static const char *usage_text =
+    "usage: csasn <command> [options]\n"
+    "  classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...\n"
+    "             one JSON line per image: image, model, labels, probs, top, malignancy, ms\n"
+    "  info       --model FILE                      metadata and tensor count as JSON\n"
+    "  bench      --model FILE [--runs N] [--profile] [IMAGE]\n"
+    "             forward-pass latency (3 warm-up runs; synthetic input if no IMAGE)\n"
+    "  dump       --model FILE [--roi X,Y,W,H] --tensor NAME [--out FILE.f32] IMAGE\n"
+    "             an intermediate tensor of the forward pass (\"input\", \"cnn.tap8\", ...)\n"
+    "  preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE\n"
+    "             the normalised [3,S,S] input as raw little-endian float32\n"
+    "exit status: 0 ok, 1 a model or image failed, 2 usage error or unreadable file\n";
+
+static int usage(const char *fmt, const char *arg)
+{
+    fputs("csasn: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n", stderr);
+    fputs(usage_text, stderr);
+    return 2;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ------------------------------------------------------------------ files */
+
+/* Reads a whole file. Returns NULL, or an error message (static buffer);
+ * *too_big tells "exists but over the cap" from "cannot be read". */
+static const char *read_file(const char *path, size_t cap, unsigned char **out, size_t *len, int *too_big)
+{
+    static char msg[600];
+    *out = NULL;
+    *len = 0;
+    *too_big = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, sizeof msg, "cannot open '%s': %s", path, strerror(errno));
+        return msg;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        snprintf(msg, sizeof msg, "cannot read '%s': is a directory", path);
+        return msg;
+    }
+    size_t cap_alloc = 1 << 16, n = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= cap)
+        cap_alloc = (size_t)st.st_size + 1;
+    unsigned char *buf = malloc(cap_alloc);
+    for (;;) {
+        if (!buf) {
+            fclose(f);
+            snprintf(msg, sizeof msg, "out of memory reading '%s'", path);
+            return msg;
+        }
+        if (n == cap_alloc) {
+            if (n > cap) {
+                free(buf);
+                fclose(f);
+                *too_big = 1;
+                snprintf(msg, sizeof msg, "'%s' is larger than the %zu MiB limit", path, cap >> 20);
+                return msg;
+            }
+            size_t grow = cap_alloc > cap / 2 ? cap + 1 : cap_alloc * 2;   /* never past cap + 1 */
+            unsigned char *p = realloc(buf, grow);
+            if (!p)
+                free(buf);
+            buf = p;
+            cap_alloc = grow;
+            continue;
+        }
+        size_t r = fread(buf + n, 1, cap_alloc - n, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f)) {
+                int e = errno;
+                free(buf);
+                fclose(f);
+                snprintf(msg, sizeof msg, "cannot read '%s': %s", path, strerror(e));
+                return msg;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (n > cap) {
+        free(buf);
+        *too_big = 1;
+        snprintf(msg, sizeof msg, "'%s' is larger than the %zu MiB limit", path, cap >> 20);
+        return msg;
+    }
+    *out = buf;
+    *len = n;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { putchar('\\'); putchar(c); }
+        else if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c == '\r') fputs("\\r", stdout);
+        else if (c < 0x20 || c == 0x7F) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static void json_num(double v)
+{
+    if (isfinite(v))
+        printf("%.9g", v);
+    else
+        fputs("null", stdout);
+}
+
+static void json_floats(const float *v, size_t n)
+{
+    putchar('[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputs(", ", stdout);
+        json_num(v[i]);
+    }
+    putchar(']');
+}
+
+static void json_map(const float *v, int h, int w)
+{
+    if (!v) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('[');
+    for (int y = 0; y < h; y++) {
+        if (y)
+            fputs(", ", stdout);
+        json_floats(v + (size_t)y * w, (size_t)w);
+    }
+    putchar(']');
+}
+
+/* ------------------------------------------------------------------ options */
+
+typedef struct {
+    const char *model, *tensor, *out;
+    int has_roi, attention, mask, profile, runs;
+    csasn_roi roi;
+    const char **files;
+    int n_files;
+} options;
+
+static int parse_roi(const char *s, csasn_roi *r)
+{
+    long v[4];
+    const char *p = s;
+    for (int i = 0; i < 4; i++) {
+        char *end;
+        errno = 0;
+        v[i] = strtol(p, &end, 10);
+        if (end == p || errno || v[i] < INT_MIN || v[i] > INT_MAX)
+            return 0;
+        p = end;
+        if (i < 3) {
+            if (*p != ',')
+                return 0;
+            p++;
+        }
+    }
+    if (*p)
+        return 0;
+    r->x = (int)v[0];
+    r->y = (int)v[1];
+    r->w = (int)v[2];
+    r->h = (int)v[3];
+    return 1;
+}
+
+/* Options may come anywhere, as "--opt VALUE" or "--opt=VALUE"; "--" ends them.
+ * allowed: which options this command takes. Returns 0 or the exit status 2. */
+static int parse_options(int argc, char **argv, const char *allowed, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->runs = 20;
+    o->files = calloc((size_t)argc + 1, sizeof *o->files);
+    if (!o->files)
+        return usage("%s", "out of memory");
+    int only_files = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_files || a[0] != '-' || !a[1]) {
+            o->files[o->n_files++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            only_files = 1;
+            continue;
+        }
+        char name[32];
+        const char *val = NULL, *eq = strchr(a, '=');
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        if (nl >= sizeof name)
+            return usage("unknown option '%s'", a);
+        memcpy(name, a, nl);
+        name[nl] = 0;
+        /* allowed is a list like " --model --roi "; match whole words. */
+        char word[40];
+        snprintf(word, sizeof word, " %s ", name);
+        if (!strstr(allowed, word))
+            return usage("unknown option '%s' for this command", name);
+        int flag = !strcmp(name, "--attention") || !strcmp(name, "--mask") || !strcmp(name, "--profile");
+        if (flag) {
+            if (eq)
+                return usage("option '%s' takes no value", name);
+        } else if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            return usage("option '%s' needs a value", name);
+        }
+        if (!strcmp(name, "--model")) o->model = val;
+        else if (!strcmp(name, "--tensor")) o->tensor = val;
+        else if (!strcmp(name, "--out")) o->out = val;
+        else if (!strcmp(name, "--attention")) o->attention = 1;
+        else if (!strcmp(name, "--mask")) o->mask = 1;
+        else if (!strcmp(name, "--profile")) o->profile = 1;
+        else if (!strcmp(name, "--roi")) {
+            if (!parse_roi(val, &o->roi))
+                return usage("bad --roi '%s': expected X,Y,W,H (integers)", val);
+            o->has_roi = 1;
+        } else if (!strcmp(name, "--runs")) {
+            char *end;
+            long n = strtol(val, &end, 10);
+            if (end == val || *end || n < 1 || n > 1000000)
+                return usage("bad --runs '%s': expected an integer 1..1000000", val);
+            o->runs = (int)n;
+        }
+    }
+    if (!o->model)
+        return usage("%s", "--model FILE is required");
+    return 0;
+}
+
+/* Loads the model named by --model. Returns NULL and sets *status on failure.
+ * The file bytes are kept (buf/len) for `info`, which re-parses the table. */
+static csasn_model *load_model(const char *path, int *status, unsigned char **keep, size_t *keep_len)
+{
+    unsigned char *buf;
+    size_t len;
+    int too_big;
+    const char *err = read_file(path, CSASN_MAX_MODEL_BYTES, &buf, &len, &too_big);
+    if (err) {
+        if (too_big) {
+            fprintf(stderr, "csasn: cannot load model: %s\n", err);
+            *status = 1;
+        } else {
+            *status = usage("%s", err);
+        }
+        return NULL;
+    }
+    csasn_model *m = NULL;
+    err = csasn_model_load(&m, buf, len);
+    if (err) {
+        fprintf(stderr, "csasn: cannot load model '%s': %s\n", path, err);
+        free(buf);
+        *status = 1;
+        return NULL;
+    }
+    if (keep) {
+        *keep = buf;
+        *keep_len = len;
+    } else {
+        free(buf);
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------ commands */
+
+static int cmd_classify(const options *o)
+{
+    if (o->n_files < 1)
+        return usage("%s", "classify needs at least one IMAGE");
+    int status = 0;
+    csasn_model *m = load_model(o->model, &status, NULL, NULL);
+    if (!m)
+        return status;
+    int failed = 0, unreadable = 0;
+    for (int i = 0; i < o->n_files; i++) {
+        const char *path = o->files[i];
+        unsigned char *buf;
+        size_t len;
+        int too_big;
+        const char *err = read_file(path, MAX_IMAGE_BYTES, &buf, &len, &too_big);
+        csasn_result res;
+        double ms = 0;
+        if (err) {
+            if (too_big) {
+                failed = 1;
+            } else {
+                /* A file that cannot be read is the caller's mistake (status
+                 * 2, as for a missing model); it still gets its JSON line. */
+                unreadable = 1;
+                fprintf(stderr, "csasn: %s\n", err);
+            }
+        } else {
+            double t0 = now_ms();
+            err = csasn_classify(m, buf, len, o->has_roi ? &o->roi : NULL, &res);
+            ms = now_ms() - t0;
+            free(buf);
+            if (err)
+                failed = 1;
+        }
+        fputs("{\"image\": ", stdout);
+        json_str(path);
+        if (err) {
+            fputs(", \"error\": ", stdout);
+            json_str(err);
+            fputs("}\n", stdout);
+            fflush(stdout);
+            continue;
+        }
+        fputs(", \"model\": ", stdout);
+        json_str(csasn_model_name(m));
+        fputs(", \"labels\": [", stdout);
+        for (int k = 0; k < res.n_classes; k++) {
+            if (k)
+                fputs(", ", stdout);
+            const char *l = csasn_label(m, k);
+            json_str(l ? l : "");
+        }
+        fputs("], \"probs\": ", stdout);
+        json_floats(res.probs, (size_t)res.n_classes);
+        fputs(", \"top\": ", stdout);
+        const char *top = csasn_label(m, res.top);
+        json_str(top ? top : "");
+        fputs(", \"malignancy\": ", stdout);
+        if (res.has_malignancy)
+            json_num(res.malignancy);
+        else
+            fputs("null", stdout);
+        if (o->attention) {
+            fputs(", \"attention\": ", stdout);
+            json_map(res.attention, res.att_h, res.att_w);
+        }
+        if (o->mask) {
+            fputs(", \"mask\": ", stdout);
+            json_map(res.mask, res.mask_h, res.mask_w);
+        }
+        printf(", \"image_w\": %d, \"image_h\": %d, \"ms\": %.3f}\n", res.image_w, res.image_h, ms);
+        fflush(stdout);
+    }
+    csasn_model_free(m);
+    return unreadable ? 2 : failed ? 1 : 0;
+}
+
+static int cmd_info(const options *o)
+{
+    if (o->n_files)
+        return usage("unexpected argument '%s'", o->files[0]);
+    int status = 0;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    csasn_model *m = load_model(o->model, &status, &buf, &len);
+    if (!m)
+        return status;
+    csasn__file f;
+    const char *err = csasn__file_parse(&f, buf, len);   /* cannot fail: the load just did it */
+    uint64_t params = 0;
+    unsigned n_f16 = 0;
+    for (uint32_t i = 0; !err && i < f.n_tensors; i++) {
+        params += f.tensors[i].numel;
+        n_f16 += f.tensors[i].dtype == CSASN__DT_F16;
+    }
+    const char *meta = csasn_model_info_json(m);
+    size_t ml = meta ? strlen(meta) : 0;
+    /* One JSON object: the metadata keys (all dotted) plus file facts. */
+    if (ml >= 2 && meta[ml - 1] == '}') {
+        fwrite(meta, 1, ml - 1, stdout);
+        fputs(ml > 2 ? ", " : "", stdout);
+    } else {
+        fputs("{", stdout);
+    }
+    if (err)
+        printf("\"tensors\": null}\n");
+    else
+        printf("\"tensors\": %u, \"parameters\": %llu, \"storage\": \"%s\", \"file_bytes\": %zu}\n",
+               f.n_tensors, (unsigned long long)params,
+               n_f16 == f.n_tensors ? "f16" : n_f16 ? "mixed" : "f32", len);
+    if (!err)
+        csasn__file_free(&f);
+    free(buf);
+    csasn_model_free(m);
+    return 0;
+}
+
+/* A deterministic ultrasound-like input for `bench` without an image: speckle
+ * (Rayleigh-distributed, as in B-mode) over a depth gradient with a darker
+ * oval lesion, normalised like a real image. in[3][S][S]. */
+static void synthetic_input(const csasn_model *m, float *in)
+{
+    int S;
+    float mean[3], std[3];
+    csasn__model_norm(m, &S, mean, std);
+    uint64_t st = 0x9E3779B97F4A7C15ull;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+            double u = ((st >> 11) + 0.5) / 9007199254740992.0;
+            double speckle = sqrt(-2.0 * log(u)) / 1.2533;   /* Rayleigh, mean 1 */
+            double dx = (x - 0.5 * S) / (0.22 * S), dy = (y - 0.55 * S) / (0.15 * S);
+            double base = 0.45 - 0.25 * y / S;
+            if (dx * dx + dy * dy < 1.0)
+                base = 0.12;
+            double v = base * speckle;
+            v = v < 0 ? 0 : v > 1 ? 1 : v;
+            for (int c = 0; c < 3; c++)
+                in[((size_t)c * S + y) * S + x] = ((float)v - mean[c]) / std[c];
+        }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmd_bench(const options *o)
+{
+    if (o->n_files > 1)
+        return usage("unexpected argument '%s'", o->files[1]);
+    int status = 0;
+    unsigned char *img = NULL;
+    size_t img_len = 0;
+    if (o->n_files == 1) {
+        int too_big;
+        const char *err = read_file(o->files[0], MAX_IMAGE_BYTES, &img, &img_len, &too_big);
+        if (err) {
+            if (too_big) {
+                fprintf(stderr, "csasn: %s\n", err);
+                return 1;
+            }
+            return usage("%s", err);
+        }
+    }
+    csasn_model *m = load_model(o->model, &status, NULL, NULL);
+    if (!m) {
+        free(img);
+        return status;
+    }
+    int S = csasn_input_size(m);
+    float *in = malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);
+    double *t = malloc(sizeof(double) * (size_t)o->runs);
+    if (!in || !t) {
+        fprintf(stderr, "csasn: out of memory\n");
+        free(in); free(t); free(img);
+        csasn_model_free(m);
+        return 1;
+    }
+    double pre_ms = 0;
+    if (img) {
+        double t0 = now_ms();
+        const char *err = csasn_preprocess(m, img, img_len, o->has_roi ? &o->roi : NULL, in, NULL, NULL);
+        pre_ms = now_ms() - t0;
+        if (err) {
+            fprintf(stderr, "csasn: %s: %s\n", o->files[0], err);
+            free(in); free(t); free(img);
+            csasn_model_free(m);
+            return 1;
+        }
+    } else {
+        synthetic_input(m, in);
+    }
+    csasn_set_profiling(m, o->profile);
+    csasn_result res;
+    const char *err = NULL;
+    for (int i = 0; i < 3 && !err; i++)
+        err = csasn_forward(m, in, &res);
+    for (int i = 0; i < o->runs && !err; i++) {
+        double t0 = now_ms();
+        err = csasn_forward(m, in, &res);
+        t[i] = now_ms() - t0;
+    }
+    if (err) {
+        fprintf(stderr, "csasn: forward pass failed: %s\n", err);
+        free(in); free(t); free(img);
+        csasn_model_free(m);
+        return 1;
+    }
+    double sum = 0;
+    for (int i = 0; i < o->runs; i++)
+        sum += t[i];
+    qsort(t, (size_t)o->runs, sizeof *t, cmp_double);
+    int n = o->runs;
+    double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    int i90 = (int)ceil(0.9 * n) - 1;   /* nearest-rank percentile */
+    double mean = sum / n, p90 = t[i90 < 0 ? 0 : i90];
+    printf("csasn bench: model %s, input 3x%dx%d (%s), %d runs after 3 warm-up: "
+           "median %.3f ms, min %.3f ms, mean %.3f ms, p90 %.3f ms", csasn_model_name(m), S, S,
+           img ? o->files[0] : "synthetic", n, median, t[0], mean, p90);
+    if (img)
+        printf(" (preprocessing %.3f ms)", pre_ms);
+    printf("\n{\"runs\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, \"mean_ms\": %.4f, \"p90_ms\": %.4f}\n",
+           n, median, t[0], mean, p90);
+    if (o->profile) {
+        const char *pj = csasn_profile_json(m);
+        printf("%s\n", pj ? pj : "{}");
+    }
+    free(in); free(t); free(img);
+    csasn_model_free(m);
+    return 0;
+}
+
+/* dump and preprocess: one IMAGE, optional ROI. */
+static int cmd_dump(const options *o, int preprocess_only)
+{
+    if (o->n_files != 1)
+        return usage("%s", o->n_files ? "exactly one IMAGE expected" : "IMAGE is required");
+    if (!preprocess_only && !o->tensor)
+        return usage("%s", "--tensor NAME is required");
+    if (preprocess_only && !o->out)
+        return usage("%s", "--out FILE.f32 is required");
+    unsigned char *img;
+    size_t len;
+    int too_big, status = 0;
+    const char *err = read_file(o->files[0], MAX_IMAGE_BYTES, &img, &len, &too_big);
+    if (err) {
+        if (too_big) {
+            fprintf(stderr, "csasn: %s\n", err);
+            return 1;
+        }
+        return usage("%s", err);
+    }
+    csasn_model *m = load_model(o->model, &status, NULL, NULL);
+    if (!m) {
+        free(img);
+        return status;
+    }
+    const csasn_roi *roi = o->has_roi ? &o->roi : NULL;
+    int shape[4] = {0}, rank = 0, iw = 0, ih = 0;
+    const float *data = NULL;
+    float *own = NULL;
+    if (preprocess_only) {
+        int S = csasn_input_size(m);
+        own = malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);
+        if (!own)
+            err = "out of memory";
+        else
+            err = csasn_preprocess(m, img, len, roi, own, &iw, &ih);
+        data = own;
+        rank = 3;
+        shape[0] = 3;
+        shape[1] = shape[2] = S;
+    } else {
+        csasn_result res;
+        err = csasn_classify(m, img, len, roi, &res);
+        if (!err) {
+            iw = res.image_w;
+            ih = res.image_h;
+            data = csasn_debug_tensor(m, o->tensor, shape, &rank);
+            if (!data)
+                err = "unknown debug tensor (try input, cnn.tap8, cnn.tap16, cnn.head, "
+                      "vit.tokens, fused, refined, cls.out)";
+        }
+    }
+    free(img);
+    int rc = 0;
+    size_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= (size_t)shape[i];
+    if (err) {
+        fprintf(stderr, "csasn: %s: %s\n", o->files[0], err);
+        rc = 1;
+    } else if (o->out) {
+        FILE *f = fopen(o->out, "wb");
+        /* Raw float32 in host order; every target we build for is little-endian. */
+        if (!f || fwrite(data, sizeof(float), n, f) != n || fclose(f) != 0) {
+            fprintf(stderr, "csasn: cannot write '%s': %s\n", o->out, strerror(errno));
+            rc = 1;
+        }
+    }
+    if (!rc) {
+        fputs("{\"image\": ", stdout);
+        json_str(o->files[0]);
+        fputs(", \"name\": ", stdout);
+        json_str(preprocess_only ? "input" : o->tensor);
+        fputs(", \"shape\": [", stdout);
+        for (int i = 0; i < rank; i++)
+            printf(i ? ", %d" : "%d", shape[i]);
+        printf("], \"image_w\": %d, \"image_h\": %d", iw, ih);
+        if (!o->out) {
+            fputs(", \"data\": ", stdout);
+            json_floats(data, n);
+        }
+        fputs("}\n", stdout);
+    }
+    free(own);
+    csasn_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage("%s", "no command given");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    const char *allowed;
+    if (!strcmp(cmd, "classify")) allowed = " --model --roi --attention --mask ";
+    else if (!strcmp(cmd, "info")) allowed = " --model ";
+    else if (!strcmp(cmd, "bench")) allowed = " --model --runs --profile --roi ";
+    else if (!strcmp(cmd, "dump")) allowed = " --model --roi --tensor --out ";
+    else if (!strcmp(cmd, "preprocess")) allowed = " --model --roi --out ";
+    else return usage("unknown command '%s'", cmd);
+    options o;
+    int rc = parse_options(argc - 2, argv + 2, allowed, &o);
+    if (!rc) {
+        if (!strcmp(cmd, "classify")) rc = cmd_classify(&o);
+        else if (!strcmp(cmd, "info")) rc = cmd_info(&o);
+        else if (!strcmp(cmd, "bench")) rc = cmd_bench(&o);
+        else if (!strcmp(cmd, "dump")) rc = cmd_dump(&o, 0);
+        else rc = cmd_dump(&o, 1);
+    }
+    free(o.files);
+    return rc;
+}

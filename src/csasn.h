@@ -1,0 +1,100 @@
+/* csasn.h - CSASN thyroid/breast ultrasound classifier, the one public header.
+ *
+ * The engine reads a model file (format: src/FORMAT.md) from a memory buffer,
+ * decodes an image from bytes, crops an optional region of interest, resizes it
+ * with antialiasing, normalises it and runs the CSASN forward pass (DESIGN.md
+ * section 1). Every function that can fail returns NULL on success or an error
+ * message (a string owned by the library, valid until the next call on the same
+ * thread). Nothing here ever exits the process.
+ *
+ * All activation memory is planned when the model is loaded: csasn_forward()
+ * and csasn_classify() allocate nothing beyond the decoded image. One model
+ * object serves one inference at a time.
+ */
+#ifndef CSASN_H
+#define CSASN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CSASN_FORMAT_VERSION 1
+
+/* Limits (documented in src/FORMAT.md and README.md). */
+#define CSASN_MAX_MODEL_BYTES   (512u * 1024u * 1024u) /* 512 MiB */
+#define CSASN_MAX_TENSORS       4096
+#define CSASN_MAX_KV            1024
+#define CSASN_MAX_RANK          4
+#define CSASN_MAX_DIM           (1u << 24)
+#define CSASN_MAX_IMAGE_PIXELS  (100u * 1000u * 1000u) /* 100 megapixels */
+#define CSASN_MAX_IMAGE_SIDE    65535u
+
+typedef struct csasn_model csasn_model;
+
+typedef struct {
+    int x, y, w, h;            /* pixels of the decoded image; w,h > 0 */
+} csasn_roi;
+
+typedef struct {
+    int n_classes;
+    const float *probs;        /* [n_classes], softmax(logits / temperature) */
+    const float *logits;       /* [n_classes], raw subtype logits */
+    int top;                   /* argmax of probs */
+    int has_malignancy;        /* model has a malignancy head */
+    float malignancy;          /* P(malignant) when has_malignancy, else NAN */
+    const float *attention;    /* [att_h][att_w], last spatial attention map in [0,1] */
+    int att_h, att_w;          /*   (NULL/0 when the model has no attention stage) */
+    const float *mask;         /* [mask_h][mask_w], lesion probability, NULL if no head */
+    int mask_h, mask_w;
+    int image_w, image_h;      /* decoded image size (csasn_classify only) */
+} csasn_result;
+/* The pointers in a csasn_result point into the model's own buffers: they are
+ * valid until the next forward pass or csasn_model_free(). */
+
+/* Load a model from a buffer. The buffer is only read during the call (the
+ * weights are repacked into the model's own memory), so the caller may free it. */
+const char *csasn_model_load(csasn_model **out, const void *buf, size_t len);
+void csasn_model_free(csasn_model *m);
+
+/* Metadata. */
+const char *csasn_model_name(const csasn_model *m);
+int csasn_num_classes(const csasn_model *m);
+const char *csasn_label(const csasn_model *m, int i);      /* NULL if out of range */
+int csasn_label_is_malignant(const csasn_model *m, int i);
+int csasn_input_size(const csasn_model *m);                /* S: input is 3 x S x S */
+/* The whole metadata block as one JSON object (what `csasn info` prints). */
+const char *csasn_model_info_json(const csasn_model *m);
+
+/* Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM, 8 or 16 bit) -> normalised input
+ * tensor out[3][S][S] (planar, channel-first, as PyTorch). roi may be NULL (the
+ * whole image). Gray is replicated to 3 channels; colour is converted to gray
+ * first (ultrasound is gray; BT.601 luma), alpha is ignored. */
+const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
+                             const csasn_roi *roi, float *out, int *image_w, int *image_h);
+
+/* Forward pass on a preprocessed input[3][S][S]. */
+const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res);
+
+/* csasn_preprocess into the model's own input buffer, then csasn_forward. */
+const char *csasn_classify(csasn_model *m, const void *bytes, size_t len,
+                           const csasn_roi *roi, csasn_result *res);
+
+/* Intermediate activations of the last forward pass, for parity tests and
+ * debugging. Names: "input" [3,S,S], "cnn.tap8", "cnn.tap16", "cnn.head",
+ * "vit.tokens" [N+1,D] (after the final LayerNorm), "fused", "refined"
+ * (maps are HWC: shape = {H, W, C}), "cls.out" [E]. Returns NULL for an unknown
+ * name; shape gets up to 4 dims, *rank their count. */
+const float *csasn_debug_tensor(const csasn_model *m, const char *name, int shape[4], int *rank);
+
+/* Time per op type of the last forward pass, when built with profiling on
+ * (csasn_set_profiling). Returns a JSON object {"op": ms, ...}. */
+void csasn_set_profiling(csasn_model *m, int on);
+const char *csasn_profile_json(const csasn_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CSASN_H */

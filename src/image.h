@@ -1,0 +1,24 @@
+/* image.h - private: image bytes -> normalised model input (src/image.c).
+ * Shared by model.c (csasn_classify) and cli.c-independent tests. */
+#ifndef CSASN_IMAGE_H
+#define CSASN_IMAGE_H
+
+#include <stddef.h>
+#include "csasn.h"
+
+/* Decode bytes (PNG, JPEG, BMP, GIF, PNM; 8/16 bit; gray/RGB/RGBA) to gray in
+ * [0,1], crop roi (NULL = whole image; clipped to the image, rejected if it
+ * does not overlap), resize the crop to S x S with the antialiased triangle
+ * filter, normalise per channel ((x - mean[c]) / std[c]) and write planar
+ * out[3][S][S]. *iw, *ih get the decoded image size (either may be NULL).
+ * Returns NULL or an error message (thread-local buffer, see csasn__errf).
+ * Allocates temporaries (decoded image, resize scratch) and frees them. */
+const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
+                                  int S, const float mean[3], const float std[3],
+                                  float *out, int *iw, int *ih);
+
+/* Implemented in model.c (helper B): the preprocessing parameters of a loaded
+ * model. S = csasn.input_size, mean/std = csasn.mean / csasn.std. */
+void csasn__model_norm(const csasn_model *m, int *S, float mean[3], float std[3]);
+
+#endif

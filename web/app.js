@@ -1,0 +1,32 @@
+// app.js - the page around <csasn-classifier>: picks the model from ?model=ID and exposes
+// measurement hooks for the benchmark (tools/bench) and the browser tests.
+import './widget.js';
+
+const t0 = performance.now();
+const clf = document.querySelector('csasn-classifier');
+const want = new URLSearchParams(location.search).get('model');
+if (clf && want && !clf.hasAttribute('model')) clf.setAttribute('model', want);
+
+// window.csasnBench: coldStartMs = navigation start to the first displayed result (null
+// until then); loadTiming = the worker's split of the model load; run(n) = engine ms of n
+// classifications of the current image inside the worker; roundTrips(n) = page-measured
+// ms of n classify messages (engine + messaging).
+const bench = {
+  scriptStartMs: t0,
+  coldStartMs: null,
+  firstResult: null,
+  readyMs: null,
+  get loadTiming() { return clf ? clf.loadTiming : null; },
+  run: (n = 30) => clf.bench(n),
+  roundTrips: (n = 30) => clf.roundTrips(n),
+};
+window.csasnBench = bench;
+if (clf) {
+  clf.addEventListener('csasn-ready', () => { if (bench.readyMs === null) bench.readyMs = performance.now(); });
+  clf.addEventListener('csasn-result', (e) => {
+    if (bench.coldStartMs === null) {
+      bench.coldStartMs = performance.now();
+      bench.firstResult = e.detail.result;
+    }
+  });
+}
