@@ -199,8 +199,8 @@ fuzz: $(FUZZ_TARGETS)
 # UndefinedBehaviorSanitizer (any report aborts the process with status 99) into build/asan/,
 # then the native suites (C programs and tests/test_*.py; not node/browser) run against that
 # CLI. `make test` runs it first (a prerequisite: a sanitizer failure stops the run).
-# tests/run.py reads CSASN_BUILD; the Python suites read CSASN_CLI (tests/tinymodel.py:
-# CSASN_BIN); CSASN_SANITIZED=1 tells them to skip timing/RSS checks.
+# tests/run.py reads CSASN_BUILD; the Python suites read CSASN_CLI (tests/testlib.py);
+# CSASN_SANITIZED=1 tells them to skip timing/RSS checks.
 ASAN_CC     ?= clang
 ASAN_DIR    := $(BUILD)/asan
 ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -std=c11 -Wall -Wextra -Wno-unused-parameter \
@@ -210,7 +210,7 @@ ASAN_OBJ    := $(LIB_SRC:src/%.c=$(ASAN_DIR)/obj/%.o)
 ASAN_TESTS  := $(patsubst tests/c/%.c,$(ASAN_DIR)/tests/%,$(wildcard tests/c/test_*.c))
 ASAN_ENV    := ASAN_OPTIONS=exitcode=99:detect_leaks=1:allocator_may_return_null=1:strict_string_checks=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99 \
-               CSASN_CLI=$(ASAN_DIR)/csasn CSASN_BIN=$(ASAN_DIR)/csasn CSASN_BUILD=$(ASAN_DIR) \
+               CSASN_CLI=$(ASAN_DIR)/csasn CSASN_BUILD=$(ASAN_DIR) \
                CSASN_SANITIZED=1
 
 $(ASAN_DIR)/obj/%.o: src/%.c $(HDRS) | $(ASAN_DIR)/obj

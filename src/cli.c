@@ -314,6 +314,22 @@ static csasn_model *load_model(const char *path, int *status, unsigned char **ke
     return m;
 }
 
+/* Reads the one IMAGE argument of bench/dump. Returns 0, or the exit status:
+ * 1 for a file over the size cap (it exists; the input is at fault), 2 for a
+ * file that cannot be read (the caller's mistake, as for a missing model). */
+static int read_image_arg(const char *path, unsigned char **img, size_t *len)
+{
+    int too_big;
+    const char *err = read_file(path, MAX_IMAGE_BYTES, img, len, &too_big);
+    if (!err)
+        return 0;
+    if (too_big) {
+        fprintf(stderr, "csasn: %s\n", err);
+        return 1;
+    }
+    return usage("%s", err);
+}
+
 /* ------------------------------------------------------------------ commands */
 
 static int cmd_classify(const options *o)
@@ -471,17 +487,8 @@ static int cmd_bench(const options *o)
     int status = 0;
     unsigned char *img = NULL;
     size_t img_len = 0;
-    if (o->n_files == 1) {
-        int too_big;
-        const char *err = read_file(o->files[0], MAX_IMAGE_BYTES, &img, &img_len, &too_big);
-        if (err) {
-            if (too_big) {
-                fprintf(stderr, "csasn: %s\n", err);
-                return 1;
-            }
-            return usage("%s", err);
-        }
-    }
+    if (o->n_files == 1 && (status = read_image_arg(o->files[0], &img, &img_len)) != 0)
+        return status;
     csasn_model *m = load_model(o->model, &status, NULL, NULL);
     if (!m) {
         free(img);
@@ -561,15 +568,9 @@ static int cmd_dump(const options *o, int preprocess_only)
         return usage("%s", "--out FILE.f32 is required");
     unsigned char *img;
     size_t len;
-    int too_big, status = 0;
-    const char *err = read_file(o->files[0], MAX_IMAGE_BYTES, &img, &len, &too_big);
-    if (err) {
-        if (too_big) {
-            fprintf(stderr, "csasn: %s\n", err);
-            return 1;
-        }
-        return usage("%s", err);
-    }
+    int status = read_image_arg(o->files[0], &img, &len);
+    if (status)
+        return status;
     csasn_model *m = load_model(o->model, &status, NULL, NULL);
     if (!m) {
         free(img);
@@ -579,6 +580,7 @@ static int cmd_dump(const options *o, int preprocess_only)
     int shape[4] = {0}, rank = 0, iw = 0, ih = 0;
     const float *data = NULL;
     float *own = NULL;
+    const char *err;
     if (preprocess_only) {
         int S = csasn_input_size(m);
         own = malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);

@@ -451,12 +451,47 @@ static void pack_a4(const float *A, int lda, int mr, int K, float *ap)
     }
 }
 
+/* One strip of mr <= 4 rows, output columns [j0, j1), of C = act(A Bp + bias) (+ R):
+ * A is read from the packed strip ap ([K][4]) when it is given, else in place
+ * (a, lda). A column tail (nr < 8) is stored raw and gets its act and R after
+ * the kernel; so does every panel of an expensive act (SiLU, GELU, sigmoid),
+ * which runs once over the strip's outputs while they are still in L1. */
+static void gemm_strip__simd(int mr, int N, int K, const float *a, int lda, const float *ap,
+                             const float *Bp, const float *bias, float *cs, int ldc,
+                             const float *rs, int ldr, int act, int j0, int j1)
+{
+    size_t panel = (size_t)K * CSASN__NR;
+    int late = act > CSASN__ACT_RELU6;
+    for (int j = j0; j < j1; j += CSASN__NR) {
+        int nr = imin(CSASN__NR, N - j);
+        float bt[CSASN__NR] = {0};
+        const float *bias8 = NULL;
+        if (bias) {
+            if (nr == CSASN__NR) bias8 = bias + j;
+            else { memcpy(bt, bias + j, (size_t)nr * sizeof(float)); bias8 = bt; }
+        }
+        int raw = late || nr < CSASN__NR;
+        const float *bj = Bp + (size_t)(j / CSASN__NR) * panel;
+        const float *rj = raw || !rs ? NULL : rs + j;
+        int kact = raw ? CSASN__ACT_NONE : act;
+        if (ap)
+            gemm_4x8_packed__simd(mr, nr, K, ap, bj, bias8, cs + j, ldc, rj, ldr, kact);
+        else
+            csasn__gemm_4x8__simd(mr, nr, K, a, lda, bj, bias8, cs + j, ldc, rj, ldr, kact);
+        if (raw && !late)   /* a tail of a cheap-act GEMM */
+            for (int r = 0; r < mr; r++)
+                gemm_strip_act(cs + (size_t)r * ldc + j, nr, rs ? rs + (size_t)r * ldr + j : NULL, act);
+    }
+    if (late)
+        for (int r = 0; r < mr; r++)
+            gemm_strip_act(cs + (size_t)r * ldc + j0, j1 - j0, rs ? rs + (size_t)r * ldr + j0 : NULL, act);
+}
+
 /* Output columns [n0, n1) (multiples of 8 but for N) of C = act(A Bp + bias) (+ R).
  * Usual case (K <= 2048, >= 16 columns): rows in strips of 4, each strip of A
  * packed once ([K][4], 32 KiB at most, on the stack) and run against every
  * panel of B in [n0, n1); B (<= 600 KiB for the ViT layers) streams from L2,
- * which the hardware prefetcher keeps up with, and the strip's outputs (at
- * most 4 x 1280 floats) are still in L1 when the deferred activation runs.
+ * which the hardware prefetcher keeps up with.
  * Otherwise A is read in place and the columns go in blocks of whole panels
  * holding at most 24 KiB of B (L1), the rows in strips of 4 inside a block.
  * Splitting [n0, n1) between threads leaves every output's arithmetic
@@ -465,66 +500,25 @@ static void gemm_cols__simd(int M, int N, int K, const float *A, int lda, const 
                             const float *bias, float *C, int ldc, const float *R, int ldr, int act,
                             int n0, int n1)
 {
-    size_t panel = (size_t)K * CSASN__NR;
-    int late = act > CSASN__ACT_RELU6;                 /* act (+ R) after each strip */
 #ifndef GEMM_NOPACK
     if (K <= PACK_K && n1 - n0 >= 16) {
         float ap[CSASN__MR * PACK_K];
         for (int m0 = 0; m0 < M; m0 += CSASN__MR) {
             int mr = imin(CSASN__MR, M - m0);
-            float *cs = C + (size_t)m0 * ldc;
-            const float *rs = R ? R + (size_t)m0 * ldr : NULL;
             pack_a4(A + (size_t)m0 * lda, lda, mr, K, ap);
-            for (int j = n0; j < n1; j += CSASN__NR) {
-                int nr = imin(CSASN__NR, N - j);
-                float bt[CSASN__NR] = {0};
-                const float *bias8 = NULL;
-                if (bias) {
-                    if (nr == CSASN__NR) bias8 = bias + j;
-                    else { memcpy(bt, bias + j, (size_t)nr * sizeof(float)); bias8 = bt; }
-                }
-                int raw = late || nr < CSASN__NR;
-                gemm_4x8_packed__simd(mr, nr, K, ap, Bp + (size_t)(j / CSASN__NR) * panel,
-                                      bias8, cs + j, ldc, raw || !rs ? NULL : rs + j, ldr, raw ? CSASN__ACT_NONE : act);
-                if (raw && !late)
-                    for (int r = 0; r < mr; r++)
-                        gemm_strip_act(cs + (size_t)r * ldc + j, nr, rs ? rs + (size_t)r * ldr + j : NULL, act);
-            }
-            if (late)
-                for (int r = 0; r < mr; r++)
-                    gemm_strip_act(cs + (size_t)r * ldc + n0, n1 - n0, rs ? rs + (size_t)r * ldr + n0 : NULL, act);
+            gemm_strip__simd(mr, N, K, NULL, 0, ap, Bp, bias, C + (size_t)m0 * ldc, ldc,
+                             R ? R + (size_t)m0 * ldr : NULL, ldr, act, n0, n1);
         }
         return;
     }
 #endif
-    int bp = (int)((24 * 1024 / sizeof(float)) / panel);
+    int bp = (int)((24 * 1024 / sizeof(float)) / ((size_t)K * CSASN__NR));
     if (bp < 1) bp = 1;
     for (int c0 = n0; c0 < n1; c0 += bp * CSASN__NR) {
         int c1 = imin(n1, c0 + bp * CSASN__NR);
-        for (int m0 = 0; m0 < M; m0 += CSASN__MR) {
-            int mr = imin(CSASN__MR, M - m0);
-            float *cs = C + (size_t)m0 * ldc;
-            const float *rs = R ? R + (size_t)m0 * ldr : NULL;
-            for (int j = c0; j < c1; j += CSASN__NR) {
-                int nr = imin(CSASN__NR, N - j);
-                float bt[CSASN__NR] = {0};
-                const float *bias8 = NULL;
-                if (bias) {
-                    if (nr == CSASN__NR) bias8 = bias + j;
-                    else { memcpy(bt, bias + j, (size_t)nr * sizeof(float)); bias8 = bt; }
-                }
-                /* a column tail is stored raw: its act and R come late too */
-                int raw = late || nr < CSASN__NR;
-                csasn__gemm_4x8__simd(mr, nr, K, A + (size_t)m0 * lda, lda, Bp + (size_t)(j / CSASN__NR) * panel,
-                                      bias8, cs + j, ldc, raw || !rs ? NULL : rs + j, ldr, raw ? CSASN__ACT_NONE : act);
-                if (raw && !late)   /* a tail of a cheap-act GEMM */
-                    for (int r = 0; r < mr; r++)
-                        gemm_strip_act(cs + (size_t)r * ldc + j, nr, rs ? rs + (size_t)r * ldr + j : NULL, act);
-            }
-            if (late)
-                for (int r = 0; r < mr; r++)
-                    gemm_strip_act(cs + (size_t)r * ldc + c0, c1 - c0, rs ? rs + (size_t)r * ldr + c0 : NULL, act);
-        }
+        for (int m0 = 0; m0 < M; m0 += CSASN__MR)
+            gemm_strip__simd(imin(CSASN__MR, M - m0), N, K, A + (size_t)m0 * lda, lda, NULL, Bp, bias,
+                             C + (size_t)m0 * ldc, ldc, R ? R + (size_t)m0 * ldr : NULL, ldr, act, c0, c1);
     }
 }
 

@@ -496,32 +496,36 @@ static const char *read_meta(csasn_model *m, csasn__file *f)
 
 /* --------------------------------------------------- loading: tensors */
 
+#define NAME_MAX_LEN 160
+
+/* "<prefix><i>.<leaf>" in buf: the file name (the state_dict key) of a
+ * tensor group of the i-th repeated module, e.g. "vit.blocks.3.qkv". */
+static const char *nth(char buf[NAME_MAX_LEN], const char *prefix, int i, const char *leaf)
+{
+    snprintf(buf, NAME_MAX_LEN, "%s%d.%s", prefix, i, leaf);
+    return buf;
+}
+
 static void load_weights(ld_t *L)
 {
     csasn_model *m = L->m;
     float ceps, beps;
     csasn__meta_f32(L->f, "cnn.bn_eps", &ceps);
     csasn__meta_f32(L->f, "norm.bn_eps", &beps);
-    char p[160];
+    char p[NAME_MAX_LEN];
 
     /* CNN branch */
     load_convbn(L, &m->stem, 3, m->stem_c, 3, ceps, "cnn.stem");
     for (int i = 0; i < m->n_blocks && !L->err; i++) {
         block_t *b = &m->blocks[i];
-        if (b->expand) {
-            snprintf(p, sizeof p, "cnn.blocks.%d.expand", i);
-            load_convbn(L, &b->ex, b->cin, b->mid, 1, ceps, p);
-        }
-        snprintf(p, sizeof p, "cnn.blocks.%d.dw", i);
-        load_dwbn(L, &b->dw, b->mid, b->k, b->stride, ceps, p);
+        if (b->expand)
+            load_convbn(L, &b->ex, b->cin, b->mid, 1, ceps, nth(p, "cnn.blocks.", i, "expand"));
+        load_dwbn(L, &b->dw, b->mid, b->k, b->stride, ceps, nth(p, "cnn.blocks.", i, "dw"));
         if (b->se) {
-            snprintf(p, sizeof p, "cnn.blocks.%d.se.fc1", i);
-            load_conv(L, &b->se1, b->mid, b->se, 1, p);
-            snprintf(p, sizeof p, "cnn.blocks.%d.se.fc2", i);
-            load_conv(L, &b->se2, b->se, b->mid, 1, p);
+            load_conv(L, &b->se1, b->mid, b->se, 1, nth(p, "cnn.blocks.", i, "se.fc1"));
+            load_conv(L, &b->se2, b->se, b->mid, 1, nth(p, "cnn.blocks.", i, "se.fc2"));
         }
-        snprintf(p, sizeof p, "cnn.blocks.%d.project", i);
-        load_convbn(L, &b->proj, b->mid, b->cout, 1, ceps, p);
+        load_convbn(L, &b->proj, b->mid, b->cout, 1, ceps, nth(p, "cnn.blocks.", i, "project"));
     }
     load_convbn(L, &m->head, m->blocks[m->n_blocks - 1].cout, m->head_c, 1, ceps, "cnn.head");
 
@@ -533,18 +537,12 @@ static void load_weights(ld_t *L)
     if (m->depth && !m->vblocks && !L->err) L->err = "out of memory";
     for (int i = 0; i < m->depth && !L->err; i++) {
         vitblock_t *v = &m->vblocks[i];
-        snprintf(p, sizeof p, "vit.blocks.%d.ln1", i);
-        load_ln(L, &v->ln1_g, &v->ln1_b, m->D, p);
-        snprintf(p, sizeof p, "vit.blocks.%d.qkv", i);
-        load_linear(L, &v->qkv, 3 * m->D, m->D, p);
-        snprintf(p, sizeof p, "vit.blocks.%d.proj", i);
-        load_linear(L, &v->proj, m->D, m->D, p);
-        snprintf(p, sizeof p, "vit.blocks.%d.ln2", i);
-        load_ln(L, &v->ln2_g, &v->ln2_b, m->D, p);
-        snprintf(p, sizeof p, "vit.blocks.%d.fc1", i);
-        load_linear(L, &v->fc1, m->mlp, m->D, p);
-        snprintf(p, sizeof p, "vit.blocks.%d.fc2", i);
-        load_linear(L, &v->fc2, m->D, m->mlp, p);
+        load_ln(L, &v->ln1_g, &v->ln1_b, m->D, nth(p, "vit.blocks.", i, "ln1"));
+        load_linear(L, &v->qkv, 3 * m->D, m->D, nth(p, "vit.blocks.", i, "qkv"));
+        load_linear(L, &v->proj, m->D, m->D, nth(p, "vit.blocks.", i, "proj"));
+        load_ln(L, &v->ln2_g, &v->ln2_b, m->D, nth(p, "vit.blocks.", i, "ln2"));
+        load_linear(L, &v->fc1, m->mlp, m->D, nth(p, "vit.blocks.", i, "fc1"));
+        load_linear(L, &v->fc2, m->D, m->mlp, nth(p, "vit.blocks.", i, "fc2"));
     }
     load_ln(L, &m->vln_g, &m->vln_b, m->D, "vit.ln");
 
@@ -554,12 +552,9 @@ static void load_weights(ld_t *L)
     if (m->att_stages && !m->att && !L->err) L->err = "out of memory";
     int cr = m->C / m->att_r > 1 ? m->C / m->att_r : 1;   /* max(1, C // r) */
     for (int i = 0; i < m->att_stages && !L->err; i++) {
-        snprintf(p, sizeof p, "att.%d.fc1", i);
-        load_linear(L, &m->att[i].fc1, cr, m->C, p);
-        snprintf(p, sizeof p, "att.%d.fc2", i);
-        load_linear(L, &m->att[i].fc2, m->C, cr, p);
-        snprintf(p, sizeof p, "att.%d.conv", i);
-        load_conv(L, &m->att[i].conv, 2, 1, m->att_k, p);
+        load_linear(L, &m->att[i].fc1, cr, m->C, nth(p, "att.", i, "fc1"));
+        load_linear(L, &m->att[i].fc2, m->C, cr, nth(p, "att.", i, "fc2"));
+        load_conv(L, &m->att[i].conv, 2, 1, m->att_k, nth(p, "att.", i, "conv"));
     }
 
     /* classifier */
@@ -575,12 +570,9 @@ static void load_weights(ld_t *L)
     if (m->cls_blocks && !m->cblocks && !L->err) L->err = "out of memory";
     for (int i = 0; i < m->cls_blocks && !L->err; i++) {
         resmlp_t *r = &m->cblocks[i];
-        snprintf(p, sizeof p, "cls_blocks.%d.ln", i);
-        load_ln(L, &r->ln_g, &r->ln_b, m->E, p);
-        snprintf(p, sizeof p, "cls_blocks.%d.fc1", i);
-        load_linear(L, &r->fc1, m->cls_hidden, m->E, p);
-        snprintf(p, sizeof p, "cls_blocks.%d.fc2", i);
-        load_linear(L, &r->fc2, m->E, m->cls_hidden, p);
+        load_ln(L, &r->ln_g, &r->ln_b, m->E, nth(p, "cls_blocks.", i, "ln"));
+        load_linear(L, &r->fc1, m->cls_hidden, m->E, nth(p, "cls_blocks.", i, "fc1"));
+        load_linear(L, &r->fc2, m->E, m->cls_hidden, nth(p, "cls_blocks.", i, "fc2"));
     }
     load_ln(L, &m->cln_g, &m->cln_b, m->E, "cls_ln");
     load_linear(L, &m->head_sub, m->K, m->E, "head_subtype");

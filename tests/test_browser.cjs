@@ -15,16 +15,8 @@ const os = require('os');
 const path = require('path');
 const http = require('http');
 const { spawn, execFileSync } = require('child_process');
-const { ROOT, DATA, buildAll, testModel, testImages, cli, sha256 } = require('./test_wasm_node.cjs');
-
-let failures = 0;
-function check(name, cond, why) {
-  if (cond) console.log(`ok ${name}`);
-  else {
-    failures++;
-    console.log(`not ok ${name}: ${why === undefined ? '' : why}`);
-  }
-}
+const { ROOT, DATA, check, runMain } = require('./testlib.cjs');
+const { buildAll, testModel, testImages, cli, sha256 } = require('./test_wasm_node.cjs');
 
 function startServer(weightsDir) {
   return new Promise((resolve, reject) => {
@@ -432,7 +424,4 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(failures ? 1 : 0), (e) => {
-  console.log(`not ok test_browser: ${e && e.stack ? e.stack : e}`);
-  process.exit(1);
-});
+runMain('test_browser', main);

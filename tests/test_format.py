@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
 import tinymodel as T  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -20,12 +21,6 @@ import numpy as np  # noqa: E402
 import csasn_format  # noqa: E402
 
 BAD = os.path.join(T.OUT, "bad")
-results = []
-
-
-def check(name, ok, why=""):
-    results.append(ok)
-    print(f"ok {name}" if ok else f"not ok {name}: {why}", flush=True)
 
 
 def run(args):
@@ -86,15 +81,15 @@ def expect_rejected(name, data, words, cmd="info"):
     err = p.stderr.lower()
     missing = [w for w in words if w.lower() not in err]
     if p.returncode < 0:
-        check(name, False, f"killed by signal {-p.returncode}")
+        L.check(name, False, f"killed by signal {-p.returncode}")
     elif p.returncode != 1:
-        check(name, False, f"exit status {p.returncode}, expected 1; stderr: {p.stderr.strip()[:300]}")
+        L.check(name, False, f"exit status {p.returncode}, expected 1; stderr: {p.stderr.strip()[:300]}")
     elif missing:
-        check(name, False, f"message lacks {missing}: {p.stderr.strip()[:300]}")
+        L.check(name, False, f"message lacks {missing}: {p.stderr.strip()[:300]}")
     elif p.stdout.strip():
-        check(name, False, f"printed output for a bad model: {p.stdout[:200]}")
+        L.check(name, False, f"printed output for a bad model: {p.stdout[:200]}")
     else:
-        check(name, True)
+        L.check(name, True)
 
 
 def write_variant(name, tensors, meta=None, dtype="f32"):
@@ -125,10 +120,10 @@ def patched(buf, at, fmt, *vals):
 # The valid files load (otherwise every rejection below would prove nothing).
 for path in (GOOD, GOOD16):
     p = run(["info", "--model", path])
-    check(f"valid model loads ({os.path.basename(path)})", p.returncode == 0 and '"tensors": %d' % len(tabs) in p.stdout,
-          f"status {p.returncode}: {p.stderr.strip()[:300]}")
+    L.check(f"valid model loads ({os.path.basename(path)})", p.returncode == 0 and '"tensors": %d' % len(tabs) in p.stdout,
+            f"status {p.returncode}: {p.stderr.strip()[:300]}")
 p = run(["classify", "--model", GOOD, IMAGE])
-check("valid model classifies", p.returncode == 0 and '"probs"' in p.stdout, p.stderr[:300] + p.stdout[:300])
+L.check("valid model classifies", p.returncode == 0 and '"probs"' in p.stdout, p.stderr[:300] + p.stdout[:300])
 
 # --- container
 expect_rejected("zero_bytes", b"", ["empty"])
@@ -224,8 +219,8 @@ expect_rejected("missing_tensor_classify", write_variant("missing_tensor", {k: v
 
 # --- a missing model file is a usage error (2), not a load failure
 p = run(["info", "--model", os.path.join(BAD, "does-not-exist.csasn")])
-check("missing_model_file_status_2", p.returncode == 2 and "usage" in p.stderr.lower(),
-      f"status {p.returncode}: {p.stderr[:200]}")
+L.check("missing_model_file_status_2", p.returncode == 2 and "usage" in p.stderr.lower(),
+        f"status {p.returncode}: {p.stderr[:200]}")
 
 # --- random damage: single bytes in the header and table, random truncations.
 # Anything may happen to the result (a flipped byte in a description string
@@ -245,7 +240,7 @@ for i in range(60):
     p = run(["info", "--model", path])
     if p.returncode not in (0, 1) or (p.returncode == 1 and not p.stderr.strip()):
         crashes.append((i, p.returncode, p.stderr[:100]))
-check("random_damage_no_crash (60 files)", not crashes, str(crashes[:3]))
+L.check("random_damage_no_crash (60 files)", not crashes, str(crashes[:3]))
 
 # --- tools/convert.py (checkpoint -> file) and tools/dump.py
 import dataclasses  # noqa: E402
@@ -266,40 +261,40 @@ for dt in ("f32", "f16"):
                         "--source", "unit test"], capture_output=True, text=True, timeout=600)
     info = run(["info", "--model", outs[dt]]) if p.returncode == 0 else None
     meta = json.loads(info.stdout) if info is not None and info.returncode == 0 else {}
-    check(f"convert_checkpoint_{dt}", p.returncode == 0 and meta.get("general.name") == "tiny-from-checkpoint"
-          and meta.get("general.source") == "unit test" and meta.get("storage") == dt
-          and meta.get("tensors") == len(M_state := {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}),
-          p.stderr[-300:] + (info.stderr[-300:] if info else ""))
+    L.check(f"convert_checkpoint_{dt}", p.returncode == 0 and meta.get("general.name") == "tiny-from-checkpoint"
+            and meta.get("general.source") == "unit test" and meta.get("storage") == dt
+            and meta.get("tensors") == len(M_state := {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}),
+            p.stderr[-300:] + (info.stderr[-300:] if info else ""))
 # The converted file holds exactly the checkpoint's weights (f32 bit-exact,
 # f16 to its rounding: relative 2^-11 = 4.9e-4).
 sd = {k: v.numpy() for k, v in model.state_dict().items() if k in M_state}
 if all(os.path.exists(o) for o in outs.values()):
     _, t32 = T.read(outs["f32"])
     _, t16 = T.read(outs["f16"])
-    check("convert_f32_exact", all(np.array_equal(t32[k], sd[k]) for k in sd), "")
+    L.check("convert_f32_exact", all(np.array_equal(t32[k], sd[k]) for k in sd), "")
     rel = max(float(np.abs(t16[k] - sd[k]).max() / max(np.abs(sd[k]).max(), 1e-30)) for k in sd)
-    check(f"convert_f16_rounding (max rel {rel:.1e})", rel <= 4.9e-4 * 1.01, f"{rel}")
+    L.check(f"convert_f16_rounding (max rel {rel:.1e})", rel <= 4.9e-4 * 1.01, f"{rel}")
 else:
-    check("convert_outputs_exist", False, str(outs))
+    L.check("convert_outputs_exist", False, str(outs))
 # Ablation configs cannot be run by the engine: refused with a clear message.
 cfg_nv = T.tiny_config(use_vit=0)
 ck2 = os.path.join(BAD, "ck_novit.pt")
 torch.save({"config": dataclasses.asdict(cfg_nv), "state_dict": T.random_model(cfg_nv).state_dict()}, ck2)
 p = subprocess.run([PY, os.path.join(TOOLS, "convert.py"), "--checkpoint", ck2, "--out", os.path.join(BAD, "x.csasn")],
                    capture_output=True, text=True, timeout=600)
-check("convert_rejects_single_branch", p.returncode == 1 and "use_vit=0" in p.stderr, p.stderr[-300:])
+L.check("convert_rejects_single_branch", p.returncode == 1 and "use_vit=0" in p.stderr, p.stderr[-300:])
 torch.save({"state_dict": model.state_dict()}, ck2)
 p = subprocess.run([PY, os.path.join(TOOLS, "convert.py"), "--checkpoint", ck2, "--out", os.path.join(BAD, "x.csasn")],
                    capture_output=True, text=True, timeout=600)
-check("convert_rejects_checkpoint_without_config", p.returncode == 1 and "not a csasn checkpoint" in p.stderr,
-      p.stderr[-300:])
+L.check("convert_rejects_checkpoint_without_config", p.returncode == 1 and "not a csasn checkpoint" in p.stderr,
+        p.stderr[-300:])
 p = subprocess.run([PY, os.path.join(TOOLS, "dump.py"), "--json", outs["f16"]], capture_output=True, text=True, timeout=600)
 d = json.loads(p.stdout) if p.returncode == 0 else {}
-check("dump_tool_table", p.returncode == 0 and d["totals"]["tensors"] == len(M_state)
-      and all(r["offset"] % 64 == 0 and r["dtype"] == "f16" for r in d["tensors"])
-      and d["totals"]["parameters"] == sum(v.size for v in sd.values()), p.stderr[-300:])
+L.check("dump_tool_table", p.returncode == 0 and d["totals"]["tensors"] == len(M_state)
+        and all(r["offset"] % 64 == 0 and r["dtype"] == "f16" for r in d["tensors"])
+        and d["totals"]["parameters"] == sum(v.size for v in sd.values()), p.stderr[-300:])
 p = subprocess.run([PY, os.path.join(TOOLS, "dump.py"), os.path.join(BAD, "wrong_magic.csasn")],
                    capture_output=True, text=True, timeout=600)
-check("dump_tool_rejects_bad_file", p.returncode == 1 and "magic" in p.stderr, p.stderr[-300:])
+L.check("dump_tool_rejects_bad_file", p.returncode == 1 and "magic" in p.stderr, p.stderr[-300:])
 
-sys.exit(0 if all(results) else 1)
+sys.exit(L.exit_code())

@@ -21,19 +21,14 @@ import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
+
+ROOT = L.ROOT
 FUZZ = os.path.join(ROOT, "build", "fuzz")
 SECONDS = int(os.environ.get("FUZZ_SMOKE_SECONDS", "10"))
 TARGETS = sorted(os.path.basename(p)[5:-2] for p in glob.glob(os.path.join(ROOT, "tests/fuzz/fuzz_*.c")))
 MAXLEN = {"model_load": 65536}
-failed = 0
-
-
-def check(name, ok, why=""):
-    global failed
-    if not ok:
-        failed += 1
-    print(f"ok {name}" if ok else f"not ok {name}: {why}", flush=True)
 
 
 def crashed(log):
@@ -45,11 +40,11 @@ def crashed(log):
 
 def main():
     b = subprocess.run(["make", "-s", "fuzz-build"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    check("make fuzz-build (clang -fsanitize=fuzzer,address,undefined)", b.returncode == 0,
-          (b.stdout + b.stderr)[-800:])
+    L.check("make fuzz-build (clang -fsanitize=fuzzer,address,undefined)", b.returncode == 0,
+            (b.stdout + b.stderr)[-800:])
     if b.returncode != 0:
         return 1
-    sanitized = os.environ.get("CSASN_SANITIZED") == "1"
+    sanitized = L.SANITIZED
     for t in TARGETS:
         exe = os.path.join(FUZZ, "fuzz_" + t)
         art = os.path.join(FUZZ, "smoke_artifacts_" + t) + "/"
@@ -61,8 +56,8 @@ def main():
             p = subprocess.run([binary, "-runs=1", "-artifact_prefix=" + art] + regress,
                                capture_output=True, text=True, errors="replace", timeout=600)
             bad = crashed(p.stderr + "\n" + p.stdout)
-            check(f"fuzz_{t} ({san}): {len(regress)} regression inputs replay without a crash",
-                  p.returncode == 0 and not bad, f"exit {p.returncode}: " + " | ".join(bad[:5]))
+            L.check(f"fuzz_{t} ({san}): {len(regress)} regression inputs replay without a crash",
+                    p.returncode == 0 and not bad, f"exit {p.returncode}: " + " | ".join(bad[:5]))
         if sanitized:
             continue
         work = os.path.join(FUZZ, "smoke_" + t)
@@ -76,10 +71,10 @@ def main():
         bad = crashed(p.stderr)
         # A few hundred executions at least: the harness is really running (the
         # slowest target, classify, does ~1000/s with ASan on this machine).
-        check(f"fuzz_{t}: {SECONDS} s from the seeds, {n} executions, no crash",
-              p.returncode == 0 and not bad and n >= 200,
-              f"exit {p.returncode}, {n} executions: " + " | ".join(bad[:5]))
-    return 1 if failed else 0
+        L.check(f"fuzz_{t}: {SECONDS} s from the seeds, {n} executions, no crash",
+                p.returncode == 0 and not bad and n >= 200,
+                f"exit {p.returncode}, {n} executions: " + " | ".join(bad[:5]))
+    return L.exit_code()
 
 
 if __name__ == "__main__":

@@ -36,15 +36,13 @@ import time
 import numpy as np
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
+from testlib import CLI, DATA, ROOT, SANITIZED  # noqa: E402
 import preprocess as P  # noqa: E402
 
-CLI = os.environ.get("CSASN_CLI", os.path.join(ROOT, "build", "csasn"))
-SANITIZED = os.environ.get("CSASN_SANITIZED") == "1"
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
 LARGE = os.path.join(ROOT, "build", "hostile")
-DATA = os.path.join(ROOT, "..", "shared", "data")
 # A reject must be answered quickly: 30 s is ~100x what any of them takes natively
 # (they are refused from the header); ASan is up to ~10x slower.
 T_REJECT = 300 if SANITIZED else 30
@@ -54,14 +52,6 @@ with open(os.path.join(HOSTILE, "corpus.json")) as f:
     CORPUS = json.load(f)
 MODEL = os.path.join(HOSTILE, CORPUS["tiny_model"])
 MODEL16 = os.path.join(HOSTILE, "valid", "model_tiny_f16.csasn")
-failed = 0
-
-
-def check(name, ok, why=""):
-    global failed
-    if not ok:
-        failed += 1
-    print(f"ok {name}" if ok else f"not ok {name}: {why}", flush=True)
 
 
 def run(args, timeout=T_REJECT):
@@ -111,25 +101,25 @@ def test_reject_images():
         rc, out, err = run(["classify", "--model", MODEL, path])
         why = status_problem(rc, err)
         if why:
-            check(name, False, why)
+            L.check(name, False, why)
             continue
         rows = json_lines(out)
         if len(rows) != 1 or "error" not in rows[0]:
-            check(name, False, f"expected one JSON error line, got {out[:300]!r}")
+            L.check(name, False, f"expected one JSON error line, got {out[:300]!r}")
             continue
         msg = rows[0]["error"]
         messages[e["file"]] = msg
         low = msg.lower()
         ok = (any(w in low for w in e["expect"]) and "probs" not in out
               and rows[0].get("image") == path)
-        check(name, ok, f"error {msg!r} does not contain any of {e['expect']}"
-              if "probs" not in out else "printed probabilities")
+        L.check(name, ok, f"error {msg!r} does not contain any of {e['expect']}"
+                if "probs" not in out else "printed probabilities")
     # "Its own clear error": categories of damage are told apart (truncated vs
     # too large vs not an image), not one catch-all message.
     kinds = {("truncated" in m.lower(), "limit" in m.lower(), "not an image" in m.lower())
              for m in messages.values()}
-    check("reject messages distinguish truncated / over the limit / not an image", len(kinds) >= 3,
-          f"only {len(kinds)} kinds of message")
+    L.check("reject messages distinguish truncated / over the limit / not an image", len(kinds) >= 3,
+            f"only {len(kinds)} kinds of message")
 
     # All of them in one call, with a good image in the middle: it is still classified.
     good = os.path.join(HOSTILE, "valid", "gray.png")
@@ -140,10 +130,10 @@ def test_reject_images():
     rows = json_lines(out)
     why = status_problem(rc, err)
     ok_rows = [r for r in rows if "probs" in r]
-    check("all rejects in one call: each gets an error line, the good image is classified",
-          why is None and len(rows) == len(paths) + 1 and len(ok_rows) == 1
-          and ok_rows[0]["image"] == good and sum("error" in r for r in rows) == len(paths),
-          why or f"{len(rows)} lines, {len(ok_rows)} classified")
+    L.check("all rejects in one call: each gets an error line, the good image is classified",
+            why is None and len(rows) == len(paths) + 1 and len(ok_rows) == 1
+            and ok_rows[0]["image"] == good and sum("error" in r for r in rows) == len(paths),
+            why or f"{len(rows)} lines, {len(ok_rows)} classified")
 
 
 def test_reject_models():
@@ -158,11 +148,11 @@ def test_reject_models():
             rc, out, err = run(cmd)
             why = status_problem(rc, err)
             if why:
-                check(name, False, why)
+                L.check(name, False, why)
                 continue
             text = (out + err).lower()
             ok = any(w in text for w in e["expect"]) and "probs" not in out
-            check(name, ok, f"output {(out + err)[:300]!r} lacks any of {e['expect']}")
+            L.check(name, ok, f"output {(out + err)[:300]!r} lacks any of {e['expect']}")
 
 
 # ------------------------------------------------------------------ valid
@@ -180,7 +170,7 @@ def classify_ok(name, model, path, size, timeout=T_REJECT):
     """Classifies one valid file; checks status, JSON and size. -> result dict or None."""
     rc, out, err = run(["classify", "--model", model, path], timeout=timeout)
     if rc != 0 or sanitizer_report(err):
-        check(name, False, f"exit {rc}: {(out + err)[:300]}")
+        L.check(name, False, f"exit {rc}: {(out + err)[:300]}")
         return None
     rows = json_lines(out)
     r = rows[0] if len(rows) == 1 else {}
@@ -188,7 +178,7 @@ def classify_ok(name, model, path, size, timeout=T_REJECT):
     ok = (probs is not None and abs(sum(probs) - 1.0) < 1e-5
           and all(np.isfinite(probs)) and r.get("top") in r.get("labels", [])
           and (size is None or (r.get("image_w"), r.get("image_h")) == tuple(size)))
-    check(name, ok, f"bad result {out[:300]!r} (expected size {size})")
+    L.check(name, ok, f"bad result {out[:300]!r} (expected size {size})")
     return r if ok else None
 
 
@@ -216,14 +206,14 @@ def test_valid_images():
         # 0.05 leaves room for a level or two more at edges.
         c, why = engine_input(MODEL, path, S)
         if c is None:
-            check(f"valid {e['file']}: input tensor", False, why)
+            L.check(f"valid {e['file']}: input tensor", False, why)
             continue
         with open(path, "rb") as f:
             py = P.resize_normalize(P.load_gray(f.read()), None, S, mean, std)   # PIL decodes
         tol = 0.05 if e["file"].endswith(".jpg") else 1e-5
         d = float(np.abs(c - py).max())
-        check(f"valid {e['file']}: engine input == Python twin (max diff {d:.2g} <= {tol})", d <= tol,
-              f"max |C - Python| = {d}")
+        L.check(f"valid {e['file']}: engine input == Python twin (max diff {d:.2g} <= {tol})", d <= tol,
+                f"max |C - Python| = {d}")
     # fp16 model on the same files: loads and classifies.
     classify_ok("valid model_tiny_f16.csasn classifies", MODEL16,
                 os.path.join(HOSTILE, "valid", "gray.png"), None)
@@ -246,7 +236,7 @@ def test_large():
     gen = subprocess.run([sys.executable, os.path.join(HOSTILE, "make_corpus.py"), "--large", LARGE],
                          capture_output=True, text=True, timeout=900)
     if gen.returncode != 0:
-        check("generate the large files", False, gen.stderr[-500:])
+        L.check("generate the large files", False, gen.stderr[-500:])
         return
     with open(os.path.join(LARGE, "large.json")) as f:
         large = json.load(f)
@@ -264,7 +254,7 @@ def test_large():
         rows = json_lines(out)
         ok = (rc == 0 and len(rows) == 1 and "probs" in rows[0]
               and (rows[0].get("image_w"), rows[0].get("image_h")) == (e["w"], e["h"]))
-        check(name + f" in {dt:.1f} s, peak RSS {rss:.0f} MB", ok, f"exit {rc}: {(out + err)[:300]}")
+        L.check(name + f" in {dt:.1f} s, peak RSS {rss:.0f} MB", ok, f"exit {rc}: {(out + err)[:300]}")
         if SANITIZED:
             continue
         # Memory: the decoder needs the 8-bit pixels (1 byte/px for gray) plus its own
@@ -272,15 +262,15 @@ def test_large():
         # planes, ~1 byte/px), so ~2 bytes/px; a full-size float copy would add 4 bytes/px
         # (+200 MB here). Bound: 3 bytes/px + 64 MB for the process, model and small buffers.
         bound = 3 * px / 2**20 + 64
-        check(f"large {e['file']}: peak RSS {rss:.0f} MB <= {bound:.0f} MB (no float copy of the image)",
-              rss <= bound, f"{rss:.0f} MB")
+        L.check(f"large {e['file']}: peak RSS {rss:.0f} MB <= {bound:.0f} MB (no float copy of the image)",
+                rss <= bound, f"{rss:.0f} MB")
 
 
 def test_real_image_reencoded():
     """A real ultrasound frame in every valid container gives the original's probabilities."""
     cands = sorted(glob.glob(os.path.join(DATA, "ddti", "images", "*", "*.png")))[:1]
     if not cands:
-        check("real image from ../shared/data/ddti", False, "no images found")
+        L.check("real image from ../shared/data/ddti", False, "no images found")
         return
     src = cands[0]
     g = np.asarray(Image.open(src).convert("L"))
@@ -300,7 +290,7 @@ def test_real_image_reencoded():
     rc, out, err = run(["classify", "--model", MODEL, src])
     ref = json_lines(out)[0].get("probs") if rc == 0 else None
     if ref is None:
-        check(f"real image {os.path.basename(src)} classifies", False, (out + err)[:300])
+        L.check(f"real image {os.path.basename(src)} classifies", False, (out + err)[:300])
         return
     for name, save in variants.items():
         p = os.path.join(d, name)
@@ -310,8 +300,8 @@ def test_real_image_reencoded():
         # Identical pixels after decoding (16-bit v*257/65535 == v/255 up to float
         # rounding; luma of R=G=B is the value up to 1 ulp): 1e-5 allows for that.
         diff = None if probs is None else max(abs(a - b) for a, b in zip(probs, ref))
-        check(f"real image re-encoded as {name}: same probabilities (diff {diff})",
-              diff is not None and diff <= 1e-5, (out + err)[:300])
+        L.check(f"real image re-encoded as {name}: same probabilities (diff {diff})",
+                diff is not None and diff <= 1e-5, (out + err)[:300])
 
 
 def sweep_variants(meta, state):
@@ -378,8 +368,8 @@ def test_metadata_sweep():
             n_load += 1
             continue
         bad.append(f"{name}: exit {rc} {(out + err).strip()[:160]!r}")
-    check(f"metadata sweep: {n_rej} variants refused, {n_load} classify sanely, {len(bad)} bad",
-          not bad, "; ".join(bad[:8]))
+    L.check(f"metadata sweep: {n_rej} variants refused, {n_load} classify sanely, {len(bad)} bad",
+            not bad, "; ".join(bad[:8]))
 
 
 def test_hostile_roi():
@@ -394,7 +384,7 @@ def test_hostile_roi():
     for roi, want in cases:
         rc, out, err = run(["classify", "--model", MODEL, "--roi", roi, img])
         ok = rc == want and not sanitizer_report(err) and (("probs" in out) == (want == 0))
-        check(f"--roi '{roi}' -> status {want}", ok, f"exit {rc}: {(out + err)[:200]}")
+        L.check(f"--roi '{roi}' -> status {want}", ok, f"exit {rc}: {(out + err)[:200]}")
 
 
 def test_regressions():
@@ -407,14 +397,14 @@ def test_regressions():
         rows = json_lines(out)
         ok = (rc in (0, 1) and not sanitizer_report(err) and len(rows) == 1
               and (("error" in rows[0]) == (rc == 1)))
-        check(f"fuzz regression {os.path.basename(path)} through the CLI: no crash "
-              f"({rows[0].get('error', 'classified') if rows else '?'})", ok,
-              f"exit {rc}: {(out + err)[:300]}")
+        L.check(f"fuzz regression {os.path.basename(path)} through the CLI: no crash "
+                f"({rows[0].get('error', 'classified') if rows else '?'})", ok,
+                f"exit {rc}: {(out + err)[:300]}")
 
 
 def main():
     if not os.access(CLI, os.X_OK):
-        check(f"{CLI} exists", False, "run make first")
+        L.check(f"{CLI} exists", False, "run make first")
         return 1
     test_reject_images()
     test_reject_models()
@@ -424,7 +414,7 @@ def main():
     test_valid_images()
     test_real_image_reencoded()
     test_large()
-    return 1 if failed else 0
+    return L.exit_code()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
 import tinymodel as T  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -22,12 +23,6 @@ from PIL import Image  # noqa: E402
 
 WORK = os.path.join(T.OUT, "images")
 os.makedirs(WORK, exist_ok=True)
-results = []
-
-
-def check(name, ok, why=""):
-    results.append(ok)
-    print(f"ok {name}" if ok else f"not ok {name}: {why}", flush=True)
 
 
 def run(args):
@@ -95,26 +90,26 @@ for i, (name, (path, words)) in enumerate(bad.items()):
         order.append(("good", g, None))
 p = run(["classify", "--model", MODEL] + [o[1] for o in order])
 lines = p.stdout.splitlines()
-check("mixed_call_exit_status_1", p.returncode == 1, f"status {p.returncode}: {p.stderr[:300]}")
-check("mixed_call_one_line_per_image", len(lines) == len(order), f"{len(lines)} lines for {len(order)} images")
+L.check("mixed_call_exit_status_1", p.returncode == 1, f"status {p.returncode}: {p.stderr[:300]}")
+L.check("mixed_call_one_line_per_image", len(lines) == len(order), f"{len(lines)} lines for {len(order)} images")
 for (name, path, words), line in zip(order, lines):
     try:
         r = json.loads(line)
     except ValueError:
-        check(f"{name}_json", False, f"not JSON: {line[:200]}")
+        L.check(f"{name}_json", False, f"not JSON: {line[:200]}")
         continue
     if r.get("image") != path:
-        check(f"{name}_order", False, f"line for {r.get('image')}, expected {path}")
+        L.check(f"{name}_order", False, f"line for {r.get('image')}, expected {path}")
     elif words is None:
         probs = r.get("probs", [])
         ok = ("error" not in r and len(probs) == 2 and abs(sum(probs) - 1) < 1e-5
               and r["top"] == r["labels"][int(np.argmax(probs))] and 0 <= r["malignancy"] <= 1)
-        check(f"good_image_classified_among_bad ({os.path.basename(path)})", ok, line[:300])
+        L.check(f"good_image_classified_among_bad ({os.path.basename(path)})", ok, line[:300])
     else:
         msg = r.get("error", "").lower()
         missing = [w for w in words if w.lower() not in msg]
-        check(f"{name}_error", "error" in r and not missing and "probs" not in r,
-              f"message lacks {missing}: {line[:300]}")
+        L.check(f"{name}_error", "error" in r and not missing and "probs" not in r,
+                f"message lacks {missing}: {line[:300]}")
 
 # Random damage to every format (truncation, changed header bytes, changed
 # bytes anywhere): one JSON line per file, good or error, no crash, in one call.
@@ -141,15 +136,15 @@ for i in range(240):
 p = run(["classify", "--model", MODEL] + fuzz)
 lines = p.stdout.splitlines()
 parsed = [json.loads(x) for x in lines]
-check(f"damaged_images_no_crash ({len(fuzz)} files, {sum('error' in r for r in parsed)} rejected)",
-      p.returncode in (0, 1) and len(parsed) == len(fuzz) and [r["image"] for r in parsed] == fuzz
-      and all(("error" in r) != ("probs" in r) for r in parsed), f"status {p.returncode}, {len(lines)} lines")
+L.check(f"damaged_images_no_crash ({len(fuzz)} files, {sum('error' in r for r in parsed)} rejected)",
+        p.returncode in (0, 1) and len(parsed) == len(fuzz) and [r["image"] for r in parsed] == fuzz
+        and all(("error" in r) != ("probs" in r) for r in parsed), f"status {p.returncode}, {len(lines)} lines")
 
 # A missing image file: its own error line, the rest still classified, status 2.
 p = run(["classify", "--model", MODEL, os.path.join(WORK, "no-such-file.png"), good[0]])
 lines = [json.loads(x) for x in p.stdout.splitlines()]
-check("missing_image_file", p.returncode == 2 and len(lines) == 2 and "no such file" in lines[0].get("error", "").lower()
-      and "probs" in lines[1], f"status {p.returncode}: {p.stdout[:300]}")
+L.check("missing_image_file", p.returncode == 2 and len(lines) == 2 and "no such file" in lines[0].get("error", "").lower()
+        and "probs" in lines[1], f"status {p.returncode}: {p.stdout[:300]}")
 
 # --- the same picture in every lossless format classifies identically
 rgb = np.stack([gray] * 3, -1)
@@ -165,8 +160,8 @@ for n, im in variants.items():
     im.save(paths[-1])
 p = run(["classify", "--model", MODEL] + paths)
 rs = [json.loads(x) for x in p.stdout.splitlines()]
-check("formats_all_classified", p.returncode == 0 and len(rs) == len(paths) and all("probs" in r for r in rs),
-      p.stdout[:500] + p.stderr[:300])
+L.check("formats_all_classified", p.returncode == 0 and len(rs) == len(paths) and all("probs" in r for r in rs),
+        p.stdout[:500] + p.stderr[:300])
 if len(rs) == len(paths) and all("probs" in r for r in rs):
     ref = np.array(rs[0]["probs"])
     for n, r in zip(variants, rs):
@@ -176,7 +171,7 @@ if len(rs) == len(paths) and all("probs" in r for r in rs):
         # bit-identical and the probabilities equal (0 difference expected).
         tol = 0.0
         d = float(np.abs(np.array(r["probs"]) - ref).max())
-        check(f"format_{n}_same_probs", d <= tol, f"max diff {d} > {tol}")
+        L.check(f"format_{n}_same_probs", d <= tol, f"max diff {d} > {tol}")
 
 # --- ROI
 img = good[2]   # a BUSI image (not square)
@@ -188,26 +183,26 @@ for name, roi, words in cases:
     p = run(["classify", "--model", MODEL, "--roi", roi, img])
     r = json.loads(p.stdout) if p.stdout.strip() else {}
     msg = r.get("error", "").lower()
-    check(name, p.returncode == 1 and all(x in msg for x in words), f"status {p.returncode}: {p.stdout[:300]}")
+    L.check(name, p.returncode == 1 and all(x in msg for x in words), f"status {p.returncode}: {p.stdout[:300]}")
 p1 = run(["classify", "--model", MODEL, "--roi", f"-20,-30,{w + 100},{h + 100}", img])
 p2 = run(["classify", "--model", MODEL, img])
-check("roi_covering_image_is_whole_image", p1.returncode == 0 and
-      json.loads(p1.stdout)["probs"] == json.loads(p2.stdout)["probs"], p1.stdout[:200] + p2.stdout[:200])
+L.check("roi_covering_image_is_whole_image", p1.returncode == 0 and
+        json.loads(p1.stdout)["probs"] == json.loads(p2.stdout)["probs"], p1.stdout[:200] + p2.stdout[:200])
 p3 = run(["classify", "--model", MODEL, "--roi", "40,30,120,90", img])
-check("roi_changes_result", p3.returncode == 0 and json.loads(p3.stdout)["probs"] != json.loads(p2.stdout)["probs"],
-      p3.stdout[:200])
+L.check("roi_changes_result", p3.returncode == 0 and json.loads(p3.stdout)["probs"] != json.loads(p2.stdout)["probs"],
+        p3.stdout[:200])
 
 # --- --attention / --mask
 S = T.tiny_config().input_size
 p = run(["classify", "--model", SEG, "--attention", "--mask", img])
 r = json.loads(p.stdout) if p.returncode == 0 else {}
 att, mask = np.array(r.get("attention", [])), np.array(r.get("mask", []))
-check("attention_map", att.shape == (S // 32, S // 32) and ((att >= 0) & (att <= 1)).all(), f"shape {att.shape}")
-check("mask_map", mask.shape == (S // 4, S // 4) and ((mask >= 0) & (mask <= 1)).all(), f"shape {mask.shape}")
+L.check("attention_map", att.shape == (S // 32, S // 32) and ((att >= 0) & (att <= 1)).all(), f"shape {att.shape}")
+L.check("mask_map", mask.shape == (S // 4, S // 4) and ((mask >= 0) & (mask <= 1)).all(), f"shape {mask.shape}")
 p = run(["classify", "--model", MODEL, "--mask", img])
-check("mask_null_without_head", p.returncode == 0 and json.loads(p.stdout).get("mask", 0) is None, p.stdout[:200])
+L.check("mask_null_without_head", p.returncode == 0 and json.loads(p.stdout).get("mask", 0) is None, p.stdout[:200])
 p = run(["classify", "--model", MODEL, img])
-check("no_maps_unless_asked", p.returncode == 0 and "attention" not in json.loads(p.stdout), p.stdout[:200])
+L.check("no_maps_unless_asked", p.returncode == 0 and "attention" not in json.loads(p.stdout), p.stdout[:200])
 
 # --- usage errors: status 2, a usage message on stderr, nothing on stdout
 usage_cases = {
@@ -226,21 +221,21 @@ usage_cases = {
 }
 for name, args in usage_cases.items():
     p = run(args)
-    check(f"usage_{name}", p.returncode == 2 and "usage" in p.stderr.lower() and not p.stdout.strip(),
-          f"status {p.returncode}, stderr {p.stderr[:120]!r}, stdout {p.stdout[:120]!r}")
+    L.check(f"usage_{name}", p.returncode == 2 and "usage" in p.stderr.lower() and not p.stdout.strip(),
+            f"status {p.returncode}, stderr {p.stderr[:120]!r}, stdout {p.stdout[:120]!r}")
 
 # --- dump of an unknown tensor: status 1, message
 p = run(["dump", "--model", MODEL, "--tensor", "no.such.tensor", good[0]])
-check("dump_unknown_tensor", p.returncode == 1 and "unknown debug tensor" in p.stderr, p.stderr[:200])
+L.check("dump_unknown_tensor", p.returncode == 1 and "unknown debug tensor" in p.stderr, p.stderr[:200])
 
 # --- bench: statistics line and JSON line, with and without an image
 p = run(["bench", "--model", MODEL, "--runs", "5"])
 js = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
 ok = p.returncode == 0 and js and js[0]["runs"] == 5 and 0 < js[0]["min_ms"] <= js[0]["median_ms"] <= js[0]["p90_ms"]
-check("bench_synthetic", bool(ok), p.stdout[:300] + p.stderr[:300])
+L.check("bench_synthetic", bool(ok), p.stdout[:300] + p.stderr[:300])
 p = run(["bench", "--model", MODEL, "--runs", "3", "--profile", good[0]])
 js = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
-check("bench_image_profile", p.returncode == 0 and len(js) == 2 and js[0]["runs"] == 3 and isinstance(js[1], dict)
-      and len(js[1]) > 0, p.stdout[:300] + p.stderr[:300])
+L.check("bench_image_profile", p.returncode == 0 and len(js) == 2 and js[0]["runs"] == 3 and isinstance(js[1], dict)
+        and len(js[1]) > 0, p.stdout[:300] + p.stderr[:300])
 
-sys.exit(0 if all(results) else 1)
+sys.exit(L.exit_code())

@@ -14,20 +14,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
 import tinymodel as T  # noqa: E402
 import csasn_format  # noqa: E402
 
 OUT = os.path.join(T.ROOT, "build", "test_models", "load")
-failures = 0
-
-
-def check(name, cond, why=""):
-    global failures
-    if cond:
-        print(f"ok {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok {name}: {why}", flush=True)
 
 
 def info(path):
@@ -40,7 +31,7 @@ def main():
     base = T.write_model("load-base", dtype="f32")
     meta, tensors, _ = csasn_format.read(base)
     rc, out = info(base)
-    check("unmodified tiny model loads", rc == 0, out[:300])
+    L.check("unmodified tiny model loads", rc == 0, out[:300])
     rows = [list(meta["cnn.blocks"][i:i + 7]) for i in range(0, len(meta["cnn.blocks"]), 7)]
     flat = lambda r: [v for row in r for v in row]
 
@@ -102,9 +93,9 @@ def main():
         rc, out = info(variant(name, mc, drop, tc))
         ok = rc == 1 and all(w.lower() in out for w in words) and "sanitizer" not in out
         msg = out.strip().splitlines()[-1].split("': ", 1)[-1][:110] if out.strip() else ""
-        check(f"rejects {name}: {msg}", ok,
-              f"rc {rc}, want words {words}, got {out[:300]!r}")
-    return 1 if failures else 0
+        L.check(f"rejects {name}: {msg}", ok,
+                f"rc {rc}, want words {words}, got {out[:300]!r}")
+    return L.exit_code()
 
 
 if __name__ == "__main__":

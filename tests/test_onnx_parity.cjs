@@ -16,9 +16,10 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 const { pathToFileURL } = require('url');
 
-const ROOT = path.resolve(__dirname, '..');
+const T = require('./testlib.cjs');
+
+const { ROOT, CLI } = T;
 const R = (...p) => path.join(ROOT, ...p);
-const CLI = process.env.CSASN_CLI ? path.resolve(ROOT, process.env.CSASN_CLI) : R('build', 'csasn');
 
 // Tolerance on probabilities, malignancy and attention map (all in [0, 1]). Both runtimes compute
 // in float32 from identical f32 weights and an identical input tensor; they differ only in
@@ -35,14 +36,8 @@ const TOL = 1e-4;
 const TOL_MASK = 5e-4;
 // The CLI prints 9 significant digits (%.9g), well inside TOL.
 
-let failures = 0;
-function check(name, cond, why) {
-  if (cond) console.log(`ok ${name} (${why})`);
-  else {
-    failures++;
-    console.log(`not ok ${name}: ${why}`);
-  }
-}
+// Every check here shows its measured figure, passed or not.
+const check = (name, ok, why) => T.check(ok ? `${name} (${why})` : name, ok, why);
 function maxAbs(a, b) {
   if (!a || !b || a.length !== b.length) return Infinity;
   let d = 0;
@@ -193,9 +188,4 @@ csasn_format.write(sys.argv[2], meta, tensors, 'f32')
   }
 }
 
-main().then(() => {
-  process.exitCode = failures ? 1 : 0;
-}, (e) => {
-  console.log(`not ok onnx parity: ${e.message || e}`);
-  process.exitCode = 1;
-});
+T.runMain('onnx parity', main);

@@ -29,30 +29,18 @@ import sys
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
+from testlib import CLI, DATA, ROOT  # noqa: E402
 import csasn_format  # noqa: E402
-from csasn_model import CSASN, make_config, config_to_meta, export_state  # noqa: E402
+from csasn_model import CSASN, calibrate_batchnorm, make_config, config_to_meta, export_state  # noqa: E402
 
-# CSASN_CLI: run against another build of the CLI (make test-asan sets build/asan/csasn).
-CLI = os.environ.get("CSASN_CLI") or os.path.join(ROOT, "build", "csasn")
-TIMEOUT = 900 if os.environ.get("CSASN_SANITIZED") else 300
+TIMEOUT = 900 if L.SANITIZED else 300
 OUT = os.path.join(ROOT, "build", "parity")
-DATA = os.path.join(ROOT, "..", "shared", "data")
 TOL = 1e-4
 TOL_F16 = 1e-2
 
 torch.set_num_threads(2)
-failures = 0
-
-
-def check(name, cond, why=""):
-    global failures
-    if cond:
-        print(f"ok {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok {name}: {why}", flush=True)
 
 
 def images():
@@ -81,20 +69,6 @@ def c_classify(model_path, imgs):
     return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
 
-def calibrate(model, batch):
-    """BatchNorm statistics from real images: cumulative averages (momentum=None)
-    over train-mode passes, then eval."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    with torch.no_grad():
-        for i in range(0, len(batch), 4):
-            model(batch[i:i + 4])
-    model.eval()
-
-
 def build(cfg, calib_inputs, seed, head_scale):
     torch.manual_seed(seed)
     model = CSASN(cfg)
@@ -107,7 +81,7 @@ def build(cfg, calib_inputs, seed, head_scale):
             if isinstance(m, torch.nn.LayerNorm):
                 m.weight.uniform_(0.7, 1.3)
                 m.bias.uniform_(-0.1, 0.1)
-    calibrate(model, calib_inputs)
+    calibrate_batchnorm(model, calib_inputs)
     with torch.no_grad():
         # heads: logits of a few units so probabilities differ from 1/K
         model.head_subtype.weight.mul_(head_scale)
@@ -132,46 +106,46 @@ def run_config(tag, cfg, imgs, seed, head_scale):
 
     res = c_classify(f32, imgs)
     res16 = c_classify(f16, imgs)
-    check(f"{tag}: C classified all {len(imgs)} images", len(res) == len(imgs) and all("probs" in r for r in res),
-          str(res)[:300])
+    L.check(f"{tag}: C classified all {len(imgs)} images", len(res) == len(imgs) and all("probs" in r for r in res),
+            str(res)[:300])
     x = torch.stack([c_input(f32, p) for p in imgs])
     with torch.no_grad():
         ref = model.predict(x)
     P = ref["probs"].numpy()
     Pc = np.array([r["probs"] for r in res], dtype=np.float64)
     K = len(cfg.labels)
-    check(f"{tag}: outputs are not degenerate (max prob {P.max():.3f} > 1/K + 0.05, varies across images)",
-          P.max() > 1.0 / K + 0.05 and P.std(0).max() > 1e-3, f"probs {P}")
+    L.check(f"{tag}: outputs are not degenerate (max prob {P.max():.3f} > 1/K + 0.05, varies across images)",
+            P.max() > 1.0 / K + 0.05 and P.std(0).max() > 1e-3, f"probs {P}")
     d = np.abs(Pc - P).max()
-    check(f"{tag}: probabilities within {TOL} of PyTorch on {len(imgs)} real images (max diff {d:.2e})",
-          d <= TOL, f"C {Pc} vs torch {P}")
+    L.check(f"{tag}: probabilities within {TOL} of PyTorch on {len(imgs)} real images (max diff {d:.2e})",
+            d <= TOL, f"C {Pc} vs torch {P}")
     tops = [cfg.labels[i] for i in P.argmax(1)]
-    check(f"{tag}: same top class on every image", [r["top"] for r in res] == tops,
-          f"C {[r['top'] for r in res]} vs torch {tops}")
+    L.check(f"{tag}: same top class on every image", [r["top"] for r in res] == tops,
+            f"C {[r['top'] for r in res]} vs torch {tops}")
     if cfg.head_malignancy:
         M = ref["malignancy"].numpy()
         Mc = np.array([r["malignancy"] for r in res])
         d = np.abs(Mc - M).max()
-        check(f"{tag}: malignancy within {TOL} (max diff {d:.2e}, range {M.min():.3f}..{M.max():.3f})",
-              d <= TOL and M.max() - M.min() > 1e-3, f"C {Mc} vs torch {M}")
+        L.check(f"{tag}: malignancy within {TOL} (max diff {d:.2e}, range {M.min():.3f}..{M.max():.3f})",
+                d <= TOL and M.max() - M.min() > 1e-3, f"C {Mc} vs torch {M}")
     else:
-        check(f"{tag}: no malignancy head -> malignancy null", all(r["malignancy"] is None for r in res),
-              str([r["malignancy"] for r in res]))
+        L.check(f"{tag}: no malignancy head -> malignancy null", all(r["malignancy"] is None for r in res),
+                str([r["malignancy"] for r in res]))
     if not cfg.att_stages:
-        check(f"{tag}: no attention stage -> no attention map", all(not r.get("attention") for r in res),
-              str([r.get("attention") for r in res])[:200])
+        L.check(f"{tag}: no attention stage -> no attention map", all(not r.get("attention") for r in res),
+                str([r.get("attention") for r in res])[:200])
     if cfg.att_stages:
         A = ref["attention"].numpy()
         Ac = np.array([np.asarray(r["attention"], dtype=np.float64).reshape(A.shape[1:]) for r in res])
         d = np.abs(Ac - A).max()
-        check(f"{tag}: attention map {list(A.shape[1:])} within {TOL} (max diff {d:.2e})",
-              d <= TOL and A.std() > 1e-3, f"max diff {d}, std {A.std()}")
+        L.check(f"{tag}: attention map {list(A.shape[1:])} within {TOL} (max diff {d:.2e})",
+                d <= TOL and A.std() > 1e-3, f"max diff {d}, std {A.std()}")
     if cfg.head_segmentation:
         Mk = ref["mask"].numpy()
         Mkc = np.array([np.asarray(r["mask"], dtype=np.float64).reshape(Mk.shape[1:]) for r in res])
         d = np.abs(Mkc - Mk).max()
-        check(f"{tag}: lesion mask {list(Mk.shape[1:])} within {TOL} (max diff {d:.2e})",
-              d <= TOL and Mk.std() > 1e-3, f"max diff {d}, std {Mk.std()}")
+        L.check(f"{tag}: lesion mask {list(Mk.shape[1:])} within {TOL} (max diff {d:.2e})",
+                d <= TOL and Mk.std() > 1e-3, f"max diff {d}, std {Mk.std()}")
     P16 = np.array([r["probs"] for r in res16])
     # The f16 path itself is exact: PyTorch with the same fp16-rounded weights.
     m16 = CSASN(cfg)
@@ -180,20 +154,20 @@ def run_config(tag, cfg, imgs, seed, head_scale):
     with torch.no_grad():
         R16 = m16.predict(x)["probs"].numpy()
     d = np.abs(P16 - R16).max()
-    check(f"{tag}: fp16 file equals PyTorch with fp16-rounded weights within {TOL} (max diff {d:.2e})",
-          d <= TOL, f"f16 C {P16} vs torch {R16}")
+    L.check(f"{tag}: fp16 file equals PyTorch with fp16-rounded weights within {TOL} (max diff {d:.2e})",
+            d <= TOL, f"f16 C {P16} vs torch {R16}")
     d = np.abs(P16 - Pc).max()
-    check(f"{tag}: fp16 file within {TOL_F16} of fp32 probabilities (max diff {d:.2e})", d <= TOL_F16,
-          f"f16 {P16} vs f32 {Pc}")
+    L.check(f"{tag}: fp16 file within {TOL_F16} of fp32 probabilities (max diff {d:.2e})", d <= TOL_F16,
+            f"f16 {P16} vs f32 {Pc}")
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     if not os.access(CLI, os.X_OK):
-        check("build/csasn exists", False, "run make first")
+        L.check("build/csasn exists", False, "run make first")
         return 1
     imgs = images()
-    check(f"{len(imgs)} real images found in ../shared/data", len(imgs) >= 8, f"found {len(imgs)}")
+    L.check(f"{len(imgs)} real images found in ../shared/data", len(imgs) >= 8, f"found {len(imgs)}")
     cfg = make_config("csasn-b0-ti", temperature=1.5, malignancy_temperature=0.8,
                       labels=["2", "3", "4a", "4b", "4c", "5"], malignant_labels=["4a", "4b", "4c", "5"],
                       source="tests/test_parity_csasn.py (random, BN calibrated)")
@@ -212,7 +186,7 @@ def main():
                       head_malignancy=0, cls_blocks=0, fuse_channels=40, cls_dim=32, cls_hidden=16,
                       source="tests/test_parity_csasn.py (random, BN calibrated)")
     run_config("csasn-edge", cfg, imgs, seed=3, head_scale=3.0)
-    return 1 if failures else 0
+    return L.exit_code()
 
 
 if __name__ == "__main__":

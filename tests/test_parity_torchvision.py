@@ -34,30 +34,18 @@ import numpy as np
 import torch
 import torchvision
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
+from testlib import CLI, DATA, ROOT  # noqa: E402
 import csasn_format  # noqa: E402
-from csasn_model import CSASN, make_config, config_to_meta, export_state  # noqa: E402
+from csasn_model import CSASN, calibrate_batchnorm, make_config, config_to_meta, export_state  # noqa: E402
 from preprocess import preprocess  # noqa: E402
 
-# CSASN_CLI: run against another build of the CLI (make test-asan sets build/asan/csasn).
-CLI = os.environ.get("CSASN_CLI") or os.path.join(ROOT, "build", "csasn")
-TIMEOUT = 900 if os.environ.get("CSASN_SANITIZED") else 300
+TIMEOUT = 900 if L.SANITIZED else 300
 OUT = os.path.join(ROOT, "build", "parity")
-DATA = os.path.join(ROOT, "..", "shared", "data")
 TOL = 1e-4
 
 torch.set_num_threads(2)
-failures = 0
-
-
-def check(name, cond, why=""):
-    global failures
-    if cond:
-        print(f"ok {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok {name}: {why}", flush=True)
 
 
 def rel(a, b):
@@ -78,18 +66,12 @@ def calib_batch(paths, S=224):
 
 
 def calibrate(model, x):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-            with torch.no_grad():   # affine away from identity, so folding is tested
+    with torch.no_grad():   # affine away from identity, so folding is tested
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-    model.train()
-    with torch.no_grad():
-        for i in range(0, len(x), 4):
-            model(x[i:i + 4])
-    model.eval()
+    calibrate_batchnorm(model, x)
 
 
 # ------------------------------------------------------------------ mappings
@@ -142,16 +124,16 @@ def map_vit(tv):
     sd = {"vit.patch.weight": tv.conv_proj.weight, "vit.patch.bias": tv.conv_proj.bias,
           "vit.cls": tv.class_token, "vit.pos": tv.encoder.pos_embedding,
           "vit.ln.weight": tv.encoder.ln.weight, "vit.ln.bias": tv.encoder.ln.bias}
-    for i, L in enumerate(tv.encoder.layers):
+    for i, layer in enumerate(tv.encoder.layers):
         p = f"vit.blocks.{i}"
-        sd.update({p + ".ln1.weight": L.ln_1.weight, p + ".ln1.bias": L.ln_1.bias,
-                   p + ".qkv.weight": L.self_attention.in_proj_weight,
-                   p + ".qkv.bias": L.self_attention.in_proj_bias,
-                   p + ".proj.weight": L.self_attention.out_proj.weight,
-                   p + ".proj.bias": L.self_attention.out_proj.bias,
-                   p + ".ln2.weight": L.ln_2.weight, p + ".ln2.bias": L.ln_2.bias,
-                   p + ".fc1.weight": L.mlp[0].weight, p + ".fc1.bias": L.mlp[0].bias,
-                   p + ".fc2.weight": L.mlp[3].weight, p + ".fc2.bias": L.mlp[3].bias})
+        sd.update({p + ".ln1.weight": layer.ln_1.weight, p + ".ln1.bias": layer.ln_1.bias,
+                   p + ".qkv.weight": layer.self_attention.in_proj_weight,
+                   p + ".qkv.bias": layer.self_attention.in_proj_bias,
+                   p + ".proj.weight": layer.self_attention.out_proj.weight,
+                   p + ".proj.bias": layer.self_attention.out_proj.bias,
+                   p + ".ln2.weight": layer.ln_2.weight, p + ".ln2.bias": layer.ln_2.bias,
+                   p + ".fc1.weight": layer.mlp[0].weight, p + ".fc1.bias": layer.mlp[0].bias,
+                   p + ".fc2.weight": layer.mlp[3].weight, p + ".fc2.bias": layer.mlp[3].bias})
     return sd
 
 
@@ -197,8 +179,8 @@ def run(tag, cnn_name, tv_cnn, mapper, vit, imgs):
     mapped = {**mapper(tv_cnn), **map_vit(vit)}
     missing = [k for k in sd if (k.startswith("cnn.") or k.startswith("vit.")) and k not in mapped]
     extra = [k for k in mapped if k not in sd]
-    check(f"{tag}: torchvision mapping covers every cnn.*/vit.* tensor", not missing and not extra,
-          f"missing {missing[:5]}, extra {extra[:5]}")
+    L.check(f"{tag}: torchvision mapping covers every cnn.*/vit.* tensor", not missing and not extra,
+            f"missing {missing[:5]}, extra {extra[:5]}")
     for k, v in mapped.items():
         if k in sd:
             sd[k] = v.detach().float().reshape(sd[k].shape).clone()
@@ -221,31 +203,31 @@ def run(tag, cnn_name, tv_cnn, mapper, vit, imgs):
         worst["map_cnn"] = max(worst["map_cnn"], rel(ours_py, ref))
         worst["map_vit"] = max(worst["map_vit"], rel(ours_vit, tok))
         mean_abs = max(mean_abs, float(np.abs(ref).mean()))
-    check(f"{tag}: torchvision features are not vanishing (mean |x| {mean_abs:.3g})", mean_abs > 1e-2,
-          "BN calibration failed")
-    check(f"{tag}: reference CNNBranch with mapped weights == torchvision features (rel {worst['map_cnn']:.2e})",
-          worst["map_cnn"] <= TOL, f"rel {worst['map_cnn']}")
-    check(f"{tag}: C cnn.head == torchvision {cnn_name}.features on {len(imgs)} real images "
-          f"(rel {worst['cnn']:.2e})", worst["cnn"] <= TOL, f"rel {worst['cnn']}")
+    L.check(f"{tag}: torchvision features are not vanishing (mean |x| {mean_abs:.3g})", mean_abs > 1e-2,
+            "BN calibration failed")
+    L.check(f"{tag}: reference CNNBranch with mapped weights == torchvision features (rel {worst['map_cnn']:.2e})",
+            worst["map_cnn"] <= TOL, f"rel {worst['map_cnn']}")
+    L.check(f"{tag}: C cnn.head == torchvision {cnn_name}.features on {len(imgs)} real images "
+            f"(rel {worst['cnn']:.2e})", worst["cnn"] <= TOL, f"rel {worst['cnn']}")
     return worst
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     if not os.access(CLI, os.X_OK):
-        check("build/csasn exists", False, "run make first")
+        L.check("build/csasn exists", False, "run make first")
         return 1
     imgs = images()
     vit = make_vit()
     torch.manual_seed(1)
     w = run("tv-efficientnet-b0", "efficientnet-b0", torchvision.models.efficientnet_b0(), map_efficientnet, vit, imgs)
-    check(f"reference ViTBranch with mapped weights == torchvision VisionTransformer (rel {w['map_vit']:.2e})",
-          w["map_vit"] <= TOL, f"rel {w['map_vit']}")
-    check(f"C vit.tokens == torchvision VisionTransformer (ViT-Tiny) encoder on {len(imgs)} real images "
-          f"(rel {w['vit']:.2e})", w["vit"] <= TOL, f"rel {w['vit']}")
+    L.check(f"reference ViTBranch with mapped weights == torchvision VisionTransformer (rel {w['map_vit']:.2e})",
+            w["map_vit"] <= TOL, f"rel {w['map_vit']}")
+    L.check(f"C vit.tokens == torchvision VisionTransformer (ViT-Tiny) encoder on {len(imgs)} real images "
+            f"(rel {w['vit']:.2e})", w["vit"] <= TOL, f"rel {w['vit']}")
     torch.manual_seed(2)
     run("tv-mobilenet-v2", "mobilenetv2", torchvision.models.mobilenet_v2(), map_mobilenet, vit, imgs)
-    return 1 if failures else 0
+    return L.exit_code()
 
 
 if __name__ == "__main__":

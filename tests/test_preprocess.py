@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
 import tinymodel as T  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -19,12 +20,6 @@ import preprocess as P  # noqa: E402  (tools/, put on sys.path by tinymodel)
 
 WORK = os.path.join(T.OUT, "preprocess")
 os.makedirs(WORK, exist_ok=True)
-results = []
-
-
-def check(name, ok, why=""):
-    results.append(ok)
-    print(f"ok {name}" if ok else f"not ok {name}: {why}", flush=True)
 
 
 def samples(n_each=6):
@@ -68,8 +63,8 @@ models = [(T.write_model("tiny", "f32"), T.tiny_config()),
           (T.write_model("tiny224", "f32", input_size=224, mean=(0.5, 0.4, 0.3), std=(0.25, 0.3, 0.2)),
            T.tiny_config(input_size=224, mean=(0.5, 0.4, 0.3), std=(0.25, 0.3, 0.2)))]
 pairs = samples(6)
-check("at_least_8_real_images", len(pairs) >= 8 and all(os.path.exists(p) for pr in pairs for p in pr),
-      f"{len(pairs)} images")
+L.check("at_least_8_real_images", len(pairs) >= 8 and all(os.path.exists(p) for pr in pairs for p in pr),
+        f"{len(pairs)} images")
 
 # 1. C vs Python. Both decode PNG losslessly to the same 8-bit values and
 # compute the same sums in double precision; they differ only in summation
@@ -88,16 +83,16 @@ for model, cfg in models:
             try:
                 c = c_preprocess(model, img, roi)
             except RuntimeError as e:
-                check(name, False, str(e))
+                L.check(name, False, str(e))
                 continue
             py = P.preprocess(img, S, cfg.mean, cfg.std, roi).ravel()
             d = float(np.abs(c - py).max()) if c.shape == py.shape else float("inf")
             worst = max(worst, d)
             n_cmp += 1
             if d > 1e-5:
-                check(name, False, f"max abs diff {d} > 1e-5 (shapes {c.shape} {py.shape})")
-check(f"c_equals_python_preprocess ({n_cmp} image/ROI/size cases, max diff {worst:.2e})",
-      n_cmp == len(models) * len(pairs) * 4 and worst <= 1e-5, f"worst {worst}")
+                L.check(name, False, f"max abs diff {d} > 1e-5 (shapes {c.shape} {py.shape})")
+L.check(f"c_equals_python_preprocess ({n_cmp} image/ROI/size cases, max diff {worst:.2e})",
+        n_cmp == len(models) * len(pairs) * 4 and worst <= 1e-5, f"worst {worst}")
 
 # 2. Python resize vs PIL's Image.resize(BILINEAR) on float images ('F').
 # PIL uses the same antialiased triangle filter (support scaled by in/out when
@@ -113,18 +108,18 @@ for img, mask in pairs[::2]:
         ours = P.resize_normalize(g, roi, S, (0, 0, 0), (1, 1, 1))[0]
         pil = np.asarray(Image.fromarray(g[y0:y1, x0:x1], "F").resize((S, S), Image.BILINEAR))
         worst = max(worst, float(np.abs(ours - pil).max()))
-check(f"python_resize_equals_PIL_bilinear (max diff {worst:.2e})", worst <= 1e-6, f"{worst}")
+L.check(f"python_resize_equals_PIL_bilinear (max diff {worst:.2e})", worst <= 1e-6, f"{worst}")
 
 # 3. The resize really antialiases: a 1-pixel checkerboard shrunk 5x must come
 # out uniform grey (a point-sampling bilinear resize would alias to 0/1).
 cb = (np.indices((320, 320)).sum(0) % 2).astype(np.float32)
 r = P.resize_normalize(cb, None, 64, (0, 0, 0), (1, 1, 1))[0]
-check("resize_antialiases", np.abs(r - 0.5).max() < 0.02, f"range {r.min()}..{r.max()}")
+L.check("resize_antialiases", np.abs(r - 0.5).max() < 0.02, f"range {r.min()}..{r.max()}")
 Image.fromarray((cb * 255).astype(np.uint8)).save(os.path.join(WORK, "checker.png"))
 c = c_preprocess(models[0][0], os.path.join(WORK, "checker.png"), None).reshape(3, 64, 64)
 cm = np.asarray(models[0][1].mean, np.float32)[:, None, None]
 cs = np.asarray(models[0][1].std, np.float32)[:, None, None]
-check("c_resize_antialiases", np.abs(c * cs + cm - 0.5).max() < 0.02, f"range {(c * cs + cm).min()}..{(c * cs + cm).max()}")
+L.check("c_resize_antialiases", np.abs(c * cs + cm - 0.5).max() < 0.02, f"range {(c * cs + cm).min()}..{(c * cs + cm).max()}")
 
 # 4. Colour and 16-bit sources (same code paths as the engine's).
 img = pairs[0][0]
@@ -140,7 +135,7 @@ for n, im in extra.items():
     c = c_preprocess(models[1][0], path, None)
     py = P.preprocess(path, 224, models[1][1].mean, models[1][1].std).ravel()
     worst = max(worst, float(np.abs(c - py).max()))
-check(f"c_equals_python_colour_and_16bit (max diff {worst:.2e})", worst <= 1e-5, f"{worst}")
+L.check(f"c_equals_python_colour_and_16bit (max diff {worst:.2e})", worst <= 1e-5, f"{worst}")
 
 # 5. JPEG: stb_image and libjpeg (PIL) are different decoders (IDCT, chroma
 # upsampling) and may differ by a few grey levels; 3/255 / std 0.2 = 0.06.
@@ -149,7 +144,7 @@ Image.fromarray(rgb).save(path, quality=85)
 c = c_preprocess(models[1][0], path, None)
 py = P.preprocess(path, 224, models[1][1].mean, models[1][1].std).ravel()
 d = float(np.abs(c - py).max())
-check(f"jpeg_close_across_decoders (max diff {d:.2e})", d <= 0.06, f"{d}")
+L.check(f"jpeg_close_across_decoders (max diff {d:.2e})", d <= 0.06, f"{d}")
 
 # 6. A bad ROI is rejected the same way on both sides.
 try:
@@ -159,7 +154,7 @@ except ValueError as e:
     py_ok = "does not overlap" not in str(e)
 p = subprocess.run([T.CSASN, "preprocess", "--model", models[0][0], "--out", os.path.join(WORK, "x.f32"),
                     "--roi", "5000,0,10,10", img], capture_output=True, text=True)
-check("bad_roi_rejected_by_both", not py_ok and p.returncode == 1 and "does not overlap" in p.stderr,
-      f"python accepted={py_ok}, C status {p.returncode}: {p.stderr[:200]}")
+L.check("bad_roi_rejected_by_both", not py_ok and p.returncode == 1 and "does not overlap" in p.stderr,
+        f"python accepted={py_ok}, C status {p.returncode}: {p.stderr[:200]}")
 
-sys.exit(0 if all(results) else 1)
+sys.exit(L.exit_code())

@@ -14,19 +14,9 @@ const path = require('path');
 const { execFileSync, spawnSync } = require('child_process');
 const crypto = require('crypto');
 
-const ROOT = path.resolve(__dirname, '..');
-const DATA = path.resolve(ROOT, '../shared/data');
-const CLI = path.join(ROOT, 'build/csasn');
-const WASM_DIR = path.join(ROOT, 'build/wasm');
+const { ROOT, DATA, CLI, check, runMain } = require('./testlib.cjs');
 
-let failures = 0;
-function check(name, cond, why) {
-  if (cond) console.log(`ok ${name}`);
-  else {
-    failures++;
-    console.log(`not ok ${name}: ${why === undefined ? '' : why}`);
-  }
-}
+const WASM_DIR = path.join(ROOT, 'build/wasm');
 
 // `make test` builds the native CLI but not the wasm; build what is missing or stale (make
 // is a no-op when everything is up to date).
@@ -309,11 +299,6 @@ async function hostile(createClassifier, wasmBinary, c, modelFile) {
   }
 }
 
-if (require.main === module) {
-  main().then(() => process.exit(failures ? 1 : 0), (e) => {
-    console.log(`not ok test_wasm_node: ${e && e.stack ? e.stack : e}`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('test_wasm_node', main);
 
-module.exports = { ROOT, DATA, CLI, WASM_DIR, buildAll, testModel, testImages, cli, sha256 };
+module.exports = { WASM_DIR, buildAll, testModel, testImages, cli, sha256 };

@@ -19,16 +19,16 @@ import sys
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib as L  # noqa: E402
+from testlib import CLI as CSASN, DATA, ROOT  # noqa: E402
 import csasn_format  # noqa: E402
 import csasn_model as M  # noqa: E402
+import evaluate as EV  # noqa: E402
 import metrics as MT  # noqa: E402
 import preprocess  # noqa: E402
 
 WEIGHTS = os.path.join(ROOT, "weights")
-DATA = os.path.join(ROOT, "..", "shared", "data")
-CSASN = os.environ.get("CSASN_CLI") or os.path.join(ROOT, "build", "csasn")
 # |C - PyTorch| bound. Both sides use the same fp16-stored weights widened to
 # float32; what differs is float32 summation order (SIMD GEMM / depthwise
 # kernels vs PyTorch's) through ~60 layers, measured at <= 3e-5 on these files.
@@ -40,16 +40,6 @@ TOL = 1e-3
 # there (weights/*.metrics.json). The floors sit well below to allow a retrained
 # model's variance, and well above chance.
 AUC_FLOOR = {"thyroid-ddti.csasn": 0.60, "breast-busi.csasn": 0.85}
-failures = 0
-
-
-def check(name, cond, why=""):
-    global failures
-    if cond:
-        print(f"ok {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok {name}: {why}", flush=True)
 
 
 def classify(model, images, mask=False):
@@ -59,52 +49,47 @@ def classify(model, images, mask=False):
     return p.returncode, rows, p.stderr
 
 
-def torch_module(path):
-    meta, tensors, _ = csasn_format.read(path)
-    cfg = M.meta_to_config(meta)
-    model = M.CSASN(cfg)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()},
-                                                strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    return model.eval(), cfg, missing, unexpected
-
-
 def main():
     torch.set_num_threads(2)
     man_path = os.path.join(WEIGHTS, "manifest.json")
-    check("manifest exists", os.path.exists(man_path), man_path)
+    L.check("manifest exists", os.path.exists(man_path), man_path)
     if not os.path.exists(man_path):
         return
     man = json.load(open(man_path))
     files = [e.get("file") for e in man]
-    check("manifest lists both models", sorted(files) == ["breast-busi.csasn", "thyroid-ddti.csasn"], str(files))
+    L.check("manifest lists both models", sorted(files) == ["breast-busi.csasn", "thyroid-ddti.csasn"], str(files))
     defaults = [e["file"] for e in man if e.get("default")]
-    check("thyroid model is the one default", defaults == ["thyroid-ddti.csasn"], str(defaults))
+    L.check("thyroid model is the one default", defaults == ["thyroid-ddti.csasn"], str(defaults))
     for e in man:
         f = os.path.join(WEIGHTS, e["file"])
         if not os.path.exists(f):
-            check(f"{e['file']} exists", False, f)
+            L.check(f"{e['file']} exists", False, f)
             continue
         blob = open(f, "rb").read()
-        check(f"{e['file']} sha256 matches manifest", hashlib.sha256(blob).hexdigest() == e.get("sha256"),
-              f"{hashlib.sha256(blob).hexdigest()} != {e.get('sha256')}")
-        check(f"{e['file']} at most 12 MB", len(blob) <= 12 * 1000 * 1000, f"{len(blob)} bytes")
-        check(f"{e['file']} card exists", os.path.exists(os.path.join(WEIGHTS, e.get("card", "-"))), e.get("card"))
-        check(f"{e['file']} is f16", all(dt == csasn_format.DT_F16 for dt, _, _ in csasn_format.read(blob)[2].values()),
-              "some tensors are not f16")
+        L.check(f"{e['file']} sha256 matches manifest", hashlib.sha256(blob).hexdigest() == e.get("sha256"),
+                f"{hashlib.sha256(blob).hexdigest()} != {e.get('sha256')}")
+        L.check(f"{e['file']} at most 12 MB", len(blob) <= 12 * 1000 * 1000, f"{len(blob)} bytes")
+        L.check(f"{e['file']} card exists", os.path.exists(os.path.join(WEIGHTS, e.get("card", "-"))), e.get("card"))
+        L.check(f"{e['file']} is f16", all(dt == csasn_format.DT_F16 for dt, _, _ in csasn_format.read(blob)[2].values()),
+                "some tensors are not f16")
 
         # C engine loads it
         p = subprocess.run([CSASN, "info", "--model", f], capture_output=True, text=True, timeout=60)
         ok = p.returncode == 0
         info = json.loads(p.stdout) if ok else {}
-        model, cfg, missing, unexpected = torch_module(f)
-        check(f"{e['file']} loads in the C engine", ok and info.get("csasn.labels") == cfg.labels,
-              p.stderr.strip()[:300])
-        check(f"{e['file']} loads into the PyTorch module", not missing and not unexpected,
-              f"missing {missing[:3]} unexpected {unexpected[:3]}")
-        check(f"{e['file']} calibration stored", cfg.temperature > 0 and cfg.malignancy_temperature > 0
-              and 0 < cfg.malignancy_threshold < 1,
-              f"T={cfg.temperature} Tm={cfg.malignancy_temperature} thr={cfg.malignancy_threshold}")
+        try:
+            model, cfg, _ = EV.load_module(f)
+            why = ""
+        except ValueError as ex:
+            model, why = None, str(ex)
+        L.check(f"{e['file']} loads into the PyTorch module", model is not None, why)
+        if model is None:
+            continue
+        L.check(f"{e['file']} loads in the C engine", ok and info.get("csasn.labels") == cfg.labels,
+                p.stderr.strip()[:300])
+        L.check(f"{e['file']} calibration stored", cfg.temperature > 0 and cfg.malignancy_temperature > 0
+                and 0 < cfg.malignancy_threshold < 1,
+                f"T={cfg.temperature} Tm={cfg.malignancy_temperature} thr={cfg.malignancy_threshold}")
 
         # C vs PyTorch on real images from the model's validation split
         split = json.load(open(os.path.join(WEIGHTS, e["file"].replace(".csasn", ".split.json"))))
@@ -113,33 +98,33 @@ def main():
         seg = bool(cfg.head_segmentation)
         rc, rows, err = classify(f, picks, mask=seg)
         if rc != 0 or len(rows) != len(picks) or any("error" in r for r in rows):
-            check(f"{e['file']} classify runs", False, err.strip()[:300])
+            L.check(f"{e['file']} classify runs", False, err.strip()[:300])
             continue
         x = torch.from_numpy(np.stack([preprocess.preprocess(q, cfg.input_size, cfg.mean, cfg.std) for q in picks]))
         with torch.no_grad():
             r = model.predict(x)
         d = np.abs(np.array([row["probs"] for row in rows]) - r["probs"].numpy()).max()
-        check(f"{e['file']} C probs == PyTorch within {TOL}", d <= TOL, f"max diff {d:.3g}")
+        L.check(f"{e['file']} C probs == PyTorch within {TOL}", d <= TOL, f"max diff {d:.3g}")
         dm = np.abs(np.array([row["malignancy"] for row in rows]) - r["malignancy"].numpy()).max()
-        check(f"{e['file']} C malignancy == PyTorch within {TOL}", dm <= TOL, f"max diff {dm:.3g}")
+        L.check(f"{e['file']} C malignancy == PyTorch within {TOL}", dm <= TOL, f"max diff {dm:.3g}")
         if seg:
             mk = np.array([row["mask"] for row in rows], np.float32)
             ok = mk.shape == tuple(r["mask"].shape)
             dk = np.abs(mk - r["mask"].numpy()).max() if ok else np.inf
-            check(f"{e['file']} C mask == PyTorch within {TOL}", ok and dk <= TOL,
-                  f"shape {mk.shape} vs {tuple(r['mask'].shape)}, max diff {dk:.3g}")
+            L.check(f"{e['file']} C mask == PyTorch within {TOL}", ok and dk <= TOL,
+                    f"shape {mk.shape} vs {tuple(r['mask'].shape)}, max diff {dk:.3g}")
 
         # trained, not random: malignancy AUC on the whole validation split
         rc, rows, err = classify(f, val)
         if rc != 0 or len(rows) != len(val):
-            check(f"{e['file']} classify on validation split", False, err.strip()[:300])
+            L.check(f"{e['file']} classify on validation split", False, err.strip()[:300])
             continue
         cls = [os.path.normpath(v).split(os.sep)[-2] for v in split["val"]]
         # DDTI folders are benign/malignant, BUSI folders are the class names
         y = np.array([c == "malignant" for c in cls])
         a = MT.auc(y, np.array([row["malignancy"] for row in rows]))
         floor = AUC_FLOOR.get(e["file"], 0.6)
-        check(f"{e['file']} validation malignancy AUC {a:.3f} >= {floor}", a >= floor, f"AUC {a:.3f}")
+        L.check(f"{e['file']} validation malignancy AUC {a:.3f} >= {floor}", a >= floor, f"AUC {a:.3f}")
 
 
 def pretrained_check():
@@ -155,16 +140,16 @@ def pretrained_check():
     cfg = M.make_config("mnv2-check", cnn="mobilenetv2-gluon", vit=(192, 1, 3, 384))
     model = M.CSASN(cfg).eval()
     n = pretrained.load_into(model, folder)
-    check("pretrained MobileNetV2: 265 tensors loaded", n == 265, f"{n}")
+    L.check("pretrained MobileNetV2: 265 tensors loaded", n == 265, f"{n}")
     imgs = (sorted(glob.glob(os.path.join(DATA, "ddti/images/malignant/*.png")))[:8]
             + sorted(glob.glob(os.path.join(DATA, "busi/images/benign/*.png")))[:8])
     x = torch.from_numpy(np.stack([preprocess.preprocess(p, 224, cfg.mean, cfg.std) for p in imgs]))
     r = np.array(list(pretrained.bn_ratio_check(model, x).values()))
-    check("pretrained MobileNetV2: BN input statistics match the stored ones",
-          len(r) == 53 and 0.01 < r.min() and r.max() < 50, f"{len(r)} layers, min {r.min():.3g} max {r.max():.3g}")
+    L.check("pretrained MobileNetV2: BN input statistics match the stored ones",
+            len(r) == 53 and 0.01 < r.min() and r.max() < 50, f"{len(r)} layers, min {r.min():.3g} max {r.max():.3g}")
 
 
 if __name__ == "__main__":
     main()
     pretrained_check()
-    sys.exit(1 if failures else 0)
+    sys.exit(L.exit_code())

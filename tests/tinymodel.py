@@ -7,18 +7,16 @@ writes it with tools/convert.export, caching files under build/test_models/.
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib  # noqa: E402  (puts tools/ on sys.path)
 
 import torch  # noqa: E402
 
 import csasn_format  # noqa: E402
 import csasn_model as M  # noqa: E402
 
+ROOT, DATA, CSASN = testlib.ROOT, testlib.DATA, testlib.CLI
 OUT = os.path.join(ROOT, "build", "test_models")
-# CSASN_CLI / CSASN_BIN: run the tests against another build (e.g. build/asan/csasn).
-CSASN = os.environ.get("CSASN_CLI") or os.environ.get("CSASN_BIN") or os.path.join(ROOT, "build", "csasn")
-DATA = os.path.join(ROOT, "..", "shared", "data")
 
 
 def tiny_config(**kw):

@@ -10,7 +10,7 @@ Configurations: `csasn-b0-ti` (EfficientNet-B0 + ViT-Tiny, 224), `csasn-b2-b16`
 (EfficientNet-B2 + ViT-B/16) and any other combination via `make_config`.
 """
 import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from typing import List
 
 import torch
@@ -457,3 +457,20 @@ def export_state(model):
     """name -> float32 tensor, exactly what goes into the .csasn file."""
     return {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
             if not k.endswith("num_batches_tracked")}
+
+
+def calibrate_batchnorm(model, batch, chunk=4):
+    """Measure every BatchNorm2d's running statistics on `batch` [N, 3, S, S]:
+    cumulative averages (momentum=None) over train-mode passes of `chunk`
+    images, then eval mode. Random weights need this before they are compared
+    with anything: with the default statistics activations vanish or explode
+    through the blocks and two engines would agree on constants."""
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.reset_running_stats()
+            mod.momentum = None
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(batch), chunk):
+            model(batch[i:i + chunk])
+    return model.eval()

@@ -278,7 +278,6 @@ def main(argv=None):
     torch.set_num_threads(2)
     model, cfg, meta = load_module(a.model)
     labels = list(cfg.labels)
-    K = len(labels)
     mal_idx = [labels.index(x) for x in cfg.malignant_labels]
     split = json.load(open(a.split))
     kind = a.dataset or split.get("dataset")

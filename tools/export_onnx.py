@@ -32,7 +32,6 @@ import sys
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,15 +75,7 @@ def calibrated_random(cfg, seed=0):
     torch.manual_seed(seed)
     model = cm.CSASN(cfg)
     xs = torch.stack([to_input(p, cfg) for p in calibration_images()])   # [16, 3, S, S]
-    for mod in model.modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.reset_running_stats()
-            mod.momentum = None          # cumulative average over the passes
-    model.train()
-    with torch.no_grad():
-        for i in range(0, len(xs), 4):   # batches of 4: per-batch stats, averaged
-            model(xs[i:i + 4])
-    model.eval()
+    cm.calibrate_batchnorm(model, xs)
     with torch.no_grad():
         o = model(xs)
         # Subtype logits spread ~3 across classes, malignancy logit ~2: softmax far
