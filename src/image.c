@@ -192,6 +192,8 @@ static const char *check_jpeg(const uint8_t *p, size_t n, int64_t *w, int64_t *h
             /* Scan header: Ns, Ns x (Cs, Td << 4 | Ta), Ss, Se, Ah << 4 | Al.
              * A table the scan decodes with must have been defined. */
             size_t s0 = pos - seg + 2;   /* first byte after the length */
+            if (seg < 3)                 /* Ns itself is missing (found by fuzz_classify) */
+                return csasn__errf("corrupt JPEG: scan header at byte %zu is empty", s0 - 4);
             unsigned ns = p[s0];
             if (seg < 6 + 2 * ns)
                 return csasn__errf("corrupt JPEG: scan header at byte %zu is too short", s0 - 4);

@@ -17,7 +17,7 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
                                   int S, const float mean[3], const float std[3],
                                   float *out, int *iw, int *ih);
 
-/* Implemented in model.c (helper B): the preprocessing parameters of a loaded
+/* Implemented in model.c: the preprocessing parameters of a loaded
  * model. S = csasn.input_size, mean/std = csasn.mean / csasn.std. */
 void csasn__model_norm(const csasn_model *m, int *S, float mean[3], float std[3]);
 

@@ -279,7 +279,7 @@ async function main() {
     check('JPEG opened by paste: probabilities equal the CLI\'s', pasted.bad.length === 0, pasted.bad.join('; '));
     check('JPEG preview drawn', pasted.drawn > 5, `mean red ${pasted.drawn}`);
 
-    // 5b. Helper F's hostile corpus on the page: each file to reject shows its own error
+    // 5b. The hostile corpus (tests/hostile) on the page: each file to reject shows its own error
     //     naming the file with the engine's words and no probability; each unusual valid image
     //     shows the CLI's probabilities.
     const hdir = path.join(ROOT, 'tests/hostile');

@@ -220,7 +220,7 @@ async function main() {
   check('use after free rejects', /freed/.test(freed || ''), freed);
 }
 
-// Issue 6 through the node API: helper F's corpus (tests/hostile/corpus.json). Every file to
+// Issue 6 through the node API: the hostile corpus (tests/hostile/corpus.json). Every file to
 // reject rejects with the engine's own message, the same text the CLI prints, containing one
 // of the words the corpus expects, and never yields a probability; every unusual but valid
 // file classifies like the CLI does. Then 1,000 classifications leave wasm memory unchanged

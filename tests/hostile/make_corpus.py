@@ -17,7 +17,7 @@ corpus.json: {"images": [{"file", "kind": "reject"|"valid", "what", "expect"}],
               "models": [...same...], "tiny_model": "valid/model_tiny.csasn",
               "large": [{"file", "what", "w", "h"}]}
 `expect` (reject only) is a list of lowercase alternatives; the error message
-must contain one of them. Reused by helper C's node/page tests (.notes/F_to_C.md).
+must contain one of them. Reused by the node and page tests (tests/test_wasm_node.cjs, tests/test_browser.cjs).
 """
 import io
 import json
@@ -133,6 +133,16 @@ def jpeg_undefined_table(data):
                 b[pos + 5 + 2 * i + 1] = 0x11
             return bytes(b)
         pos += 2 + seg
+
+
+def jpeg_empty_scan(data):
+    """A JPEG cut at its first scan, ending with a start-of-scan segment whose
+    length (2) leaves no room for the scan header itself. The engine's own
+    JPEG walk read one byte past the buffer here (found by fuzz_classify)."""
+    pos = 2
+    while data[pos + 1] != 0xDA:
+        pos += 2 + (data[pos + 2] << 8 | data[pos + 3])
+    return data[:pos] + b"\xFF\xDA\x00\x02"
 
 
 # ----------------------------------------------------------- hand-made others
@@ -321,6 +331,9 @@ def hostile_images():
     add("undefined_huffman_table.jpg", jpeg_undefined_table(jpg),
         "JPEG scan using Huffman tables no DHT defines (stb reads uninitialised memory)",
         ["huffman"])
+    add("empty_scan_header.jpg", jpeg_empty_scan(jpg),
+        "JPEG ending in a start-of-scan segment too short to hold its header (the engine's "
+        "own header walk read past the buffer, found by fuzz_classify)", ["scan header", "empty"])
     add("index_past_palette.bmp", bmp_header(64, 48, 8, scan(64, 48, 1).tobytes(), colors=16),
         "8-bit BMP with a 16-colour palette and pixel values up to 255 (stb_image reads the "
         "unset palette entries from uninitialised stack memory)", ["palette"])
