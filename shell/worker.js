@@ -38,7 +38,12 @@ let threaded = self.crossOriginIsolated === true && typeof SharedArrayBuffer !==
 let threadsFallback = null; // why the threaded engine could not start, if it could not
 const wasmStart = performance.now();
 let wasmReadyAt = 0;
-const compileWasm = async (name) => {
+const compiled = {}; // file name -> Promise<WebAssembly.Module>: compiled once, instantiated again on a recycle
+const compileWasm = (name) => (compiled[name] ??= compileWasmFile(name).catch((e) => {
+  delete compiled[name]; // a failed download may be retried
+  throw e;
+}));
+const compileWasmFile = async (name) => {
   const wasmUrl = new URL(name, import.meta.url).href;
   let res;
   try {
@@ -65,7 +70,12 @@ async function startEngine() {
   return createEngine({ wasmModule: await compileWasm('./csasn.wasm') });
 }
 let engineReadyAt = 0;
-const engine = startEngine();
+let engine = startEngine();
+// The single-thread build is also what replaces an engine grown by a huge image (recycle,
+// below): a fresh threaded engine would start new pthread Workers, i.e. fetch their scripts,
+// and nothing may be requested after the model is loaded. So it is compiled up front too.
+const singleModule = compileWasm('./csasn.wasm');
+singleModule.catch(() => {}); // reported by the first load
 engine.then(() => { engineReadyAt = performance.now(); }, () => {}); // errors: reported by the first load
 
 // JIT warm-up: V8 runs wasm in a baseline tier until a function has run a while, which made
@@ -84,7 +94,30 @@ engine.then(async (e) => {
   warm.ms = performance.now() - t0;
 }, () => {});
 let clf = null;           // the current classifier
+let modelBytes = null;    // Uint8Array: its verified file, kept to rebuild it (recycle below)
 let image = null;         // Uint8Array: bytes of the current image
+
+// WebAssembly memory grows to what the largest image needed and never shrinks: a 100 MP
+// 16-bit RGBA PNG takes it from 83 MB to 1.7 GB, a 50 MP gray PNG to 240-270 MB. Past this the
+// engine is replaced, after the result is sent, by a fresh single-thread instance (compiled
+// at start-up) with the same model (~0.2 s), so one huge scan does not hold the memory for
+// the rest of the session. Ordinary images (a few MP) stay far below it.
+const RECYCLE_BYTES = 192 * 2 ** 20;
+async function recycle() {
+  const old = await engine;
+  const fresh = await createEngine({ wasmModule: await singleModule });
+  let next;
+  try {
+    next = await createClassifier(modelBytes, { engine: fresh });
+  } catch (e) {
+    fresh.close();
+    throw e;
+  }
+  clf.free();
+  old.close(); // stops the threaded build's helper Workers, which hold the shared memory
+  clf = next;
+  engine = Promise.resolve(fresh);
+}
 
 function hex(buf) {
   return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -133,6 +166,7 @@ async function load(msg) {
   if (clf) {
     clf.free();
     clf = null;
+    modelBytes = null;
   }
   const t1 = performance.now();
   let bytes;
@@ -153,6 +187,7 @@ async function load(msg) {
     throw new CodedError('integrity', `integrity check failed: the downloaded model file does not match the manifest's SHA-256 (expected ${want.slice(0, 12)}…, got ${got.slice(0, 12)}…). It may have been altered; it was not loaded.`);
   }
   const t3 = performance.now();
+  await singleModule; // fetched during the load, never after it
   const e = await engine;
   let next;
   try {
@@ -161,6 +196,7 @@ async function load(msg) {
     throw new CodedError('model', `the model file could not be loaded: ${err.message}`);
   }
   clf = next;
+  modelBytes = bytes;
   const t4 = performance.now();
   return {
     info: clf.info(),
@@ -179,7 +215,8 @@ function classify(msg) {
   if (!clf) throw new CodedError('state', 'no model is loaded yet');
   if (!image) throw new CodedError('state', 'no image is open');
   try {
-    return clf.classifySync(image, { roi: msg.roi || null });
+    // engineMemoryBytes: the engine's memory after this classification, before any recycle.
+    return { ...clf.classifySync(image, { roi: msg.roi || null }), engineMemoryBytes: clf.memoryBytes() };
   } catch (e) {
     if (msg.image) image = null; // a file that fails is not kept as the current image
     throw new CodedError('image', e.message);
@@ -202,6 +239,9 @@ self.onmessage = (ev) => {
         if (r.attention) transfer.push(r.attention.data.buffer);
         if (r.mask) transfer.push(r.mask.data.buffer);
         postMessage({ type: 'result', id: msg.id, result: r }, transfer);
+        if (r.engineMemoryBytes > RECYCLE_BYTES) {
+          await recycle().catch((e) => console.warn(`csasn: could not recycle the engine, keeping it: ${e.message || e}`));
+        }
       } else if (msg.type === 'bench') {
         if (!clf || !image) throw new CodedError('state', 'load a model and open an image first');
         const ms = [];

@@ -324,12 +324,15 @@ async function main() {
     if (fs.existsSync(largeIdx)) {
       const bad = [];
       const large = JSON.parse(fs.readFileSync(largeIdx, 'utf8'));
+      const engineMemory = async () => page.evaluate(() => window.csasnBench.lastResult.engineMemoryBytes);
+      let peak = 0;
       for (const e of large) {
         const file = path.join(ROOT, 'build/hostile', e.file);
         const prev = await seqOf();
         await page.setInputFiles('[data-testid=file-input]', file);
         try {
           await waitResult(prev);
+          peak = Math.max(peak, await engineMemory());
           const size = await clf.getAttribute('data-image-size');
           const b2 = compareShown(await rows(), cli(model.file, file, null).json);
           if (size !== `${e.w},${e.h}` || b2.length) bad.push(`${e.file}: size ${size}, ${b2.join('; ')}`);
@@ -338,6 +341,17 @@ async function main() {
         }
       }
       check(`${large.length} extreme-shape and 50 MP images classify on the page like the CLI`, bad.length === 0, bad.join(' | '));
+      // WebAssembly memory never shrinks: the 50 MP PNG takes the engine to ~240 MB, past the
+      // worker's recycle bound (192 MiB, shell/worker.js). Only a replaced engine can be under
+      // the bound afterwards (the 50 MP JPEG after it needs ~173 MB), and the image after
+      // that must still get the CLI's answer.
+      const prev = await seqOf();
+      await page.setInputFiles('[data-testid=file-input]', busi);
+      await waitResult(prev);
+      const after = await engineMemory(), bound = 192 * 2 ** 20, MB = (b) => (b / 2 ** 20).toFixed(0);
+      const badAfter = compareShown(await rows(), cli(model.file, busi, null).json);
+      check(`engine recycled after the 50 MP scans (peak ${MB(peak)} MB, next image ${MB(after)} MB, bound ${MB(bound)} MB)`,
+        peak > bound && after < bound && badAfter.length === 0, `peak ${peak}, after ${after}; ${badAfter.join('; ')}`);
     } else console.log('# build/hostile/large.json absent: large-image page check skipped');
 
     // 6. No request after load, in the browser (page and worker) and at the server.

@@ -10,7 +10,7 @@ if (clf && want && !clf.hasAttribute('model')) clf.setAttribute('model', want);
 // window.csasnBench: coldStartMs = navigation start to the first displayed result (null
 // until then); loadTiming = the worker's split of the model load; run(n) = engine ms of n
 // classifications of the current image inside the worker; roundTrips(n) = page-measured
-// ms of n classify messages (engine + messaging).
+// ms of n classify messages (engine + messaging); lastResult = the last displayed result.
 const bench = {
   scriptStartMs: t0,
   coldStartMs: null,
@@ -24,6 +24,7 @@ window.csasnBench = bench;
 if (clf) {
   clf.addEventListener('csasn-ready', () => { if (bench.readyMs === null) bench.readyMs = performance.now(); });
   clf.addEventListener('csasn-result', (e) => {
+    bench.lastResult = e.detail.result;
     if (bench.coldStartMs === null) {
       bench.coldStartMs = performance.now();
       bench.firstResult = e.detail.result;
