@@ -95,6 +95,16 @@ def python_input(path, S, cfg):
     return torch.as_tensor(np.asarray(preprocess(path, S, cfg.mean, cfg.std), dtype=np.float32))
 
 
+def check_map(tag, what, ref_maps, res, key):
+    """A per-pixel output (attention map, lesion mask) of every image, C vs PyTorch; the
+    reference must vary (std > 1e-3) or the comparison would prove nothing."""
+    R = ref_maps.numpy()
+    C = np.array([np.asarray(r[key], dtype=np.float64).reshape(R.shape[1:]) for r in res])
+    d = np.abs(C - R).max()
+    L.check(f"{tag}: {what} {list(R.shape[1:])} within {TOL} (max diff {d:.2e})",
+            d <= TOL and R.std() > 1e-3, f"max diff {d}, std {R.std()}")
+
+
 def run_config(tag, cfg, imgs, seed, head_scale):
     calib = torch.stack([python_input(p, cfg.input_size, cfg) for p in imgs])
     model = build(cfg, calib, seed, head_scale)
@@ -135,17 +145,9 @@ def run_config(tag, cfg, imgs, seed, head_scale):
         L.check(f"{tag}: no attention stage -> no attention map", all(not r.get("attention") for r in res),
                 str([r.get("attention") for r in res])[:200])
     if cfg.att_stages:
-        A = ref["attention"].numpy()
-        Ac = np.array([np.asarray(r["attention"], dtype=np.float64).reshape(A.shape[1:]) for r in res])
-        d = np.abs(Ac - A).max()
-        L.check(f"{tag}: attention map {list(A.shape[1:])} within {TOL} (max diff {d:.2e})",
-                d <= TOL and A.std() > 1e-3, f"max diff {d}, std {A.std()}")
+        check_map(tag, "attention map", ref["attention"], res, "attention")
     if cfg.head_segmentation:
-        Mk = ref["mask"].numpy()
-        Mkc = np.array([np.asarray(r["mask"], dtype=np.float64).reshape(Mk.shape[1:]) for r in res])
-        d = np.abs(Mkc - Mk).max()
-        L.check(f"{tag}: lesion mask {list(Mk.shape[1:])} within {TOL} (max diff {d:.2e})",
-                d <= TOL and Mk.std() > 1e-3, f"max diff {d}, std {Mk.std()}")
+        check_map(tag, "lesion mask", ref["mask"], res, "mask")
     P16 = np.array([r["probs"] for r in res16])
     # The f16 path itself is exact: PyTorch with the same fp16-rounded weights.
     m16 = CSASN(cfg)
@@ -163,8 +165,7 @@ def run_config(tag, cfg, imgs, seed, head_scale):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    if not os.access(CLI, os.X_OK):
-        L.check("build/csasn exists", False, "run make first")
+    if not L.cli_built():
         return 1
     imgs = images()
     L.check(f"{len(imgs)} real images found in ../shared/data", len(imgs) >= 8, f"found {len(imgs)}")

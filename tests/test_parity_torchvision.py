@@ -214,8 +214,7 @@ def run(tag, cnn_name, tv_cnn, mapper, vit, imgs):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    if not os.access(CLI, os.X_OK):
-        L.check("build/csasn exists", False, "run make first")
+    if not L.cli_built():
         return 1
     imgs = images()
     vit = make_vit()

@@ -27,6 +27,11 @@ def check(name, ok, why=""):
     return ok
 
 
+def cli_built():
+    """The CLI under test exists (a failed check otherwise: run make first)."""
+    return check(f"{os.path.relpath(CLI, ROOT)} exists", os.access(CLI, os.X_OK), "run make first")
+
+
 def exit_code():
     """0 when every check so far passed, else 1 (the suite's exit status)."""
     return 1 if _failed else 0

@@ -83,19 +83,25 @@ def png_raw(w, h, rows=b"", color=0, depth=8, idat=True):
 
 # ------------------------------------------------------------- hand-made JPEG
 
+def jpeg_find(data, markers):
+    """(position, segment length) of the first marker segment of a real JPEG
+    whose marker is in `markers`; segments are walked from the SOI up to it."""
+    pos = 2
+    while pos + 4 <= len(data):
+        assert data[pos] == 0xFF
+        seg = data[pos + 2] << 8 | data[pos + 3]
+        if data[pos + 1] in markers:
+            return pos, seg
+        pos += 2 + seg
+    raise ValueError(f"no marker {markers} before the data ends")
+
+
 def jpeg_set_size(data, w, h):
     """Rewrites the frame header (SOF0/1/2) size fields of a real JPEG."""
     b = bytearray(data)
-    pos = 2
-    while pos + 4 <= len(b):
-        assert b[pos] == 0xFF
-        m = b[pos + 1]
-        seg = b[pos + 2] << 8 | b[pos + 3]
-        if m in (0xC0, 0xC1, 0xC2):
-            struct.pack_into(">HH", b, pos + 5, h, w)
-            return bytes(b)
-        pos += 2 + seg
-    raise ValueError("no SOF marker")
+    pos, _ = jpeg_find(b, (0xC0, 0xC1, 0xC2))
+    struct.pack_into(">HH", b, pos + 5, h, w)
+    return bytes(b)
 
 
 def jpeg_dht_overflow(data):
@@ -103,18 +109,11 @@ def jpeg_dht_overflow(data):
     4080 codes (the maximum is 256). stb_image 2.27 writes past its 257-entry
     tables for this (memory corruption; fixed upstream in 2.28): the engine
     must refuse it before the decoder sees it."""
-    b = bytearray(data)
-    pos = 2
-    while True:
-        m = b[pos + 1]
-        seg = b[pos + 2] << 8 | b[pos + 3]
-        if m == 0xC4:
-            break
-        pos += 2 + seg
-    tc_th = b[pos + 4]
+    pos, seg = jpeg_find(data, (0xC4,))
+    tc_th = data[pos + 4]
     table = bytes([tc_th]) + bytes([255] * 16) + bytes(range(256)) * 15 + bytes(range(240))
     new = b"\xFF\xC4" + struct.pack(">H", 2 + len(table)) + table
-    return bytes(b[:pos]) + new + bytes(b[pos + 2 + seg:])
+    return bytes(data[:pos]) + new + bytes(data[pos + 2 + seg:])
 
 
 def jpeg_undefined_table(data):
@@ -124,24 +123,17 @@ def jpeg_undefined_table(data):
     stbi__jpeg_huff_decode); with stale tables of an earlier image the symbol
     index can run far out of bounds (found by fuzz_image)."""
     b = bytearray(data)
-    pos = 2
-    while True:
-        m = b[pos + 1]
-        seg = b[pos + 2] << 8 | b[pos + 3]
-        if m == 0xDA:
-            for i in range(b[pos + 4]):
-                b[pos + 5 + 2 * i + 1] = 0x11
-            return bytes(b)
-        pos += 2 + seg
+    pos, _ = jpeg_find(b, (0xDA,))
+    for i in range(b[pos + 4]):
+        b[pos + 5 + 2 * i + 1] = 0x11
+    return bytes(b)
 
 
 def jpeg_empty_scan(data):
     """A JPEG cut at its first scan, ending with a start-of-scan segment whose
     length (2) leaves no room for the scan header itself. The engine's own
     JPEG walk read one byte past the buffer here (found by fuzz_classify)."""
-    pos = 2
-    while data[pos + 1] != 0xDA:
-        pos += 2 + (data[pos + 2] << 8 | data[pos + 3])
+    pos, _ = jpeg_find(data, (0xDA,))
     return data[:pos] + b"\xFF\xDA\x00\x02"
 
 
