@@ -27,13 +27,24 @@
 #define STBI_NO_LINEAR
 #define STBI_FAILURE_USERMSG
 /* Zeroed allocations: stb_image 2.27 reads memory it never wrote in damaged
- * JPEGs (Huffman tables no DHT defined, coefficients of a progressive AC scan
- * before its DC scan); from malloc that is stale heap (an earlier image's
- * data, or a wild table index). Zeroed, such a file decodes deterministically
- * as libjpeg would. stb wants all three macros defined together. */
-#define STBI_MALLOC(sz)        calloc(1, (sz))
-#define STBI_REALLOC(p, newsz) realloc((p), (newsz))
-#define STBI_FREE(p)           free(p)
+ * files: JPEGs (Huffman tables no DHT defined, coefficients of a progressive
+ * AC scan before its DC scan) and PNGs whose zlib stream uses the invalid
+ * distance codes 30/31 (stb takes them for distance 0 and copies output bytes
+ * not yet written; found by fuzz_classify under MSan). From malloc/realloc
+ * that is stale heap (an earlier image's data, or a wild table index).
+ * Zeroed, every allocation and every grown tail, such a file decodes
+ * deterministically. stb wants MALLOC, FREE and REALLOC(_SIZED) together;
+ * all its reallocs go through the _SIZED form. */
+static void *csasn__stbi_realloc(void *p, size_t old_size, size_t new_size)
+{
+    unsigned char *q = realloc(p, new_size);
+    if (q && new_size > old_size)
+        memset(q + old_size, 0, new_size - old_size);
+    return q;
+}
+#define STBI_MALLOC(sz)                     calloc(1, (sz))
+#define STBI_REALLOC_SIZED(p, oldsz, newsz) csasn__stbi_realloc((p), (oldsz), (newsz))
+#define STBI_FREE(p)                        free(p)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
