@@ -74,8 +74,9 @@ let engine = startEngine();
 // The single-thread build is also what replaces an engine grown by a huge image (recycle,
 // below): a fresh threaded engine would start new pthread Workers, i.e. fetch their scripts,
 // and nothing may be requested after the model is loaded. So it is compiled up front too.
+// If it cannot be had, the page still works; only the recycle is skipped (recycle throws).
 const singleModule = compileWasm('./csasn.wasm');
-singleModule.catch(() => {}); // reported by the first load
+singleModule.catch(() => {});
 engine.then(() => { engineReadyAt = performance.now(); }, () => {}); // errors: reported by the first load
 
 // JIT warm-up: V8 runs wasm in a baseline tier until a function has run a while, which made
@@ -187,7 +188,7 @@ async function load(msg) {
     throw new CodedError('integrity', `integrity check failed: the downloaded model file does not match the manifest's SHA-256 (expected ${want.slice(0, 12)}…, got ${got.slice(0, 12)}…). It may have been altered; it was not loaded.`);
   }
   const t3 = performance.now();
-  await singleModule; // fetched during the load, never after it
+  await singleModule.catch(() => {}); // settled during the load, never fetched after it
   const e = await engine;
   let next;
   try {
