@@ -36,6 +36,13 @@ class Config:
     temperature: float = 1.0
     malignancy_temperature: float = 1.0
     malignancy_threshold: float = 0.5
+    # How the user's box becomes the S x S input (tools/preprocess.py region_geometry)
+    region_mode: str = "stretch"          # or "square", "letterbox"
+    region_margin: float = 0.0            # context per side, fraction of the box side
+    region_fill: float = 0.0              # gray level in [0, 1] outside the image / box
+    # Descriptor heads (e.g. TI-RADS composition, echogenicity...): one softmax each
+    descriptors: List[str] = field(default_factory=list)
+    descriptor_labels: List[List[str]] = field(default_factory=list)
     # CNN branch
     cnn_family: str = "efficientnet"      # or "mobilenetv2"
     cnn_act: str = "silu"                 # or "relu6"
@@ -181,6 +188,17 @@ def config_to_meta(cfg):
         "norm.bn_eps": f(cfg.bn_eps),
         "norm.ln_eps": f(cfg.ln_eps),
     }
+    # Written only when they differ from the defaults, so that files without
+    # them (every file written before region geometry and descriptor heads
+    # existed) mean exactly what they always meant.
+    if cfg.region_mode != "stretch" or cfg.region_margin or cfg.region_fill:
+        m["csasn.region_mode"] = cfg.region_mode
+        m["csasn.region_margin"] = f(cfg.region_margin)
+        m["csasn.region_fill"] = f(cfg.region_fill)
+    if cfg.descriptors:
+        m["heads.descriptors"] = list(cfg.descriptors)
+        for name, labels in zip(cfg.descriptors, cfg.descriptor_labels):
+            m["descriptor." + name] = list(labels)
     return m
 
 
@@ -210,6 +228,11 @@ def meta_to_config(meta):
     c.head_malignancy, c.head_segmentation = meta["heads.malignancy"], meta["heads.segmentation"]
     c.seg_channels = meta["seg.channels"]
     c.bn_eps, c.ln_eps = meta["norm.bn_eps"], meta["norm.ln_eps"]
+    c.region_mode = meta.get("csasn.region_mode", "stretch")
+    c.region_margin = meta.get("csasn.region_margin", 0.0)
+    c.region_fill = meta.get("csasn.region_fill", 0.0)
+    c.descriptors = list(meta.get("heads.descriptors", []))
+    c.descriptor_labels = [list(meta["descriptor." + n]) for n in c.descriptors]
     return c
 
 
@@ -389,6 +412,7 @@ class CSASN(nn.Module):
         self.cls_ln = nn.LayerNorm(E, eps=cfg.ln_eps)
         self.head_subtype = nn.Linear(E, len(cfg.labels))
         self.head_malig = nn.Linear(E, 1) if cfg.head_malignancy else None
+        self.head_desc = nn.ModuleList(nn.Linear(E, len(l)) for l in cfg.descriptor_labels)
         if cfg.head_segmentation:
             D = cfg.seg_channels
             self.seg_reduce = ConvBN(C, D, 1, eps=cfg.bn_eps)
@@ -397,18 +421,29 @@ class CSASN(nn.Module):
 
     def forward(self, x):
         """x [B, 3, S, S] normalised -> dict of logits, malignancy logit, maps."""
-        cfg = self.cfg
-        out, maps = {}, []
+        taps, vit_map, vit_cls, out = None, None, None, {}
         if self.cnn is not None:
-            taps = self.cnn(x)
-            maps.append(taps["head"])                              # [B, head, S/32, S/32]
+            taps = self.cnn(x)                                     # tap8, tap16, head [B, head, S/32, S/32]
         if self.vit is not None:
             tok = self.vit(x)                                      # [B, N+1, D]
             B, T, D = tok.shape
             g = self.vit.grid
             pm = tok[:, 1:].transpose(1, 2).reshape(B, D, g, g)    # [B, D, S/16, S/16]
-            maps.append(F.avg_pool2d(pm, self.vit_pool))           # [B, D, S/32, S/32]
+            vit_map = F.avg_pool2d(pm, self.vit_pool)              # [B, D, S/32, S/32]
+            vit_cls = tok[:, 0]                                    # [B, D]
             out["vit_tokens"] = tok
+        out.update(self.forward_features(taps, vit_map, vit_cls))
+        if self.cnn is not None:
+            out.update({"cnn_" + k: v for k, v in taps.items()})
+        return out
+
+    def forward_features(self, taps, vit_map, vit_cls):
+        """Everything after the two branches: fusion, attention, classifier,
+        heads. Split out so training can run it on cached branch outputs
+        (tools/train_heads.py) with the same modules and tensor names."""
+        cfg = self.cfg
+        out = {}
+        maps = ([taps["head"]] if self.cnn is not None else []) + ([vit_map] if self.vit is not None else [])
         f = F.silu(self.fuse(torch.cat(maps, 1)))                  # [B, C, S/32, S/32]
         out["fused"] = f
         att = None
@@ -420,7 +455,7 @@ class CSASN(nn.Module):
             desc += [self.proj8(taps["tap8"].mean((2, 3))), self.proj16(taps["tap16"].mean((2, 3)))]
         desc.append(self.projf(f.mean((2, 3))))
         if self.vit is not None:
-            desc.append(self.projt(tok[:, 0]))
+            desc.append(self.projt(vit_cls))
         h = F.gelu(self.mix(torch.cat(desc, 1)))                   # [B, E]
         for b in self.cls_blocks:
             h = b(h)
@@ -429,14 +464,13 @@ class CSASN(nn.Module):
         out["logits"] = self.head_subtype(h)                       # [B, K]
         if self.head_malig is not None:
             out["malignancy_logit"] = self.head_malig(h)[:, 0]     # [B]
+        out["descriptor_logits"] = [hd(h) for hd in self.head_desc]  # each [B, n_i]
         if cfg.head_segmentation:
             s = F.relu(self.seg_reduce(f))                         # [B, D, S/32, S/32]
             s = F.interpolate(s, scale_factor=4, mode="bilinear", align_corners=False)  # S/8
             s = F.relu(self.seg_fuse(torch.cat([s, taps["tap8"]], 1)))
             s = F.interpolate(s, scale_factor=2, mode="bilinear", align_corners=False)  # S/4
             out["mask_logit"] = self.seg_out(s)[:, 0]              # [B, S/4, S/4]
-        if self.cnn is not None:
-            out.update({"cnn_" + k: v for k, v in taps.items()})
         return out
 
     def predict(self, x):
@@ -450,6 +484,7 @@ class CSASN(nn.Module):
             r["attention"] = o["attention"]
         if "mask_logit" in o:
             r["mask"] = torch.sigmoid(o["mask_logit"])
+        r["descriptors"] = [torch.softmax(z, -1) for z in o["descriptor_logits"]]
         return r
 
 

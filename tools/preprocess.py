@@ -1,6 +1,18 @@
 """Preprocessing in Python that gives the same tensor as the C engine
-(src/image.c): gray in [0,1] -> crop the ROI -> antialiased triangle resize to
-S x S -> (x - mean[c]) / std[c], planar [3, S, S] float32.
+(src/image.c): gray in [0,1] -> the model's region of the ROI -> antialiased
+triangle resize to S x S -> (x - mean[c]) / std[c], planar [3, S, S] float32.
+
+Region geometry (the model file's `csasn.region_mode`, `csasn.region_margin`,
+`csasn.region_fill`; src/FORMAT.md): how the user's box becomes the S x S input.
+- `stretch` (files without the keys): the box, grown by the margin and clipped
+  to the image, is resized to S x S whatever its aspect ratio.
+- `square`: the grown box is centred in the smallest square that holds it; the
+  square shows the image around the box (context), `fill` where it leaves the
+  image. Aspect ratio kept: a taller-than-wide nodule stays taller than wide.
+- `letterbox`: the same square, but only the grown box shows image; the bands
+  beside it are `fill`.
+All in integer pixels, so that C and Python take exactly the same samples:
+margin px = floor(margin * side + 0.5) per axis, square offset = floor division.
 
 Training imports these functions, so the model is trained on exactly what the
 engine feeds it. tests/test_preprocess.py checks C against this to 1e-5.
@@ -88,18 +100,61 @@ def _weights(n_in, n_out):
     return _cache[k]
 
 
-def resize_normalize(gray, roi, S, mean, std):
-    """gray float32 [H, W] in [0,1] -> float32 [3, S, S] normalised input."""
+REGION_MODES = ("stretch", "square", "letterbox")
+
+
+def region_geometry(roi, w, h, mode="stretch", margin=0.0):
+    """-> (x0, y0, x1, y1, gx0, gy0, gx1, gy1): the sampled region in image
+    pixels (may extend past the image for square/letterbox) and the grown box
+    (the part that shows image in letterbox mode). The margin applies only to a
+    given ROI: the whole image is never grown."""
+    if mode not in REGION_MODES:
+        raise ValueError(f"unknown region mode {mode!r} (expected one of {REGION_MODES})")
+    bx0, by0, bx1, by1 = clip_roi(roi, w, h)
+    mx = my = 0
+    if roi is not None:
+        mx = int(math.floor(margin * (bx1 - bx0) + 0.5))
+        my = int(math.floor(margin * (by1 - by0) + 0.5))
+    gx0, gy0, gx1, gy1 = bx0 - mx, by0 - my, bx1 + mx, by1 + my
+    if mode == "stretch":
+        gx0, gy0, gx1, gy1 = max(gx0, 0), max(gy0, 0), min(gx1, w), min(gy1, h)
+        return gx0, gy0, gx1, gy1, gx0, gy0, gx1, gy1
+    side = max(gx1 - gx0, gy1 - gy0)
+    x0 = gx0 - (side - (gx1 - gx0)) // 2
+    y0 = gy0 - (side - (gy1 - gy0)) // 2
+    return x0, y0, x0 + side, y0 + side, gx0, gy0, gx1, gy1
+
+
+def region_pixels(gray, roi, mode="stretch", margin=0.0, fill=0.0):
+    """gray [H, W] -> float64 [h, w] region the resize reads (fill outside)."""
     h, w = gray.shape
-    x0, y0, x1, y1 = clip_roi(roi, w, h)
-    crop = gray[y0:y1, x0:x1].astype(np.float64)
+    x0, y0, x1, y1, gx0, gy0, gx1, gy1 = region_geometry(roi, w, h, mode, margin)
+    if mode == "square":     # image wherever the square covers it
+        gx0, gy0, gx1, gy1 = 0, 0, w, h
+    out = np.full((y1 - y0, x1 - x0), float(fill), np.float64)
+    sx0, sy0 = max(x0, gx0, 0), max(y0, gy0, 0)
+    sx1, sy1 = min(x1, gx1, w), min(y1, gy1, h)
+    out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = gray[sy0:sy1, sx0:sx1]
+    return out
+
+
+def resize_normalize(gray, roi, S, mean, std, mode="stretch", margin=0.0, fill=0.0):
+    """gray float32 [H, W] in [0,1] -> float32 [3, S, S] normalised input."""
+    crop = region_pixels(gray, roi, mode, margin, fill)
     # Same maths as the C code (horizontal pass, then vertical, in double).
-    r = (_weights(y1 - y0, S) @ (crop @ _weights(x1 - x0, S).T)).astype(np.float32)
+    r = (_weights(crop.shape[0], S) @ (crop @ _weights(crop.shape[1], S).T)).astype(np.float32)
     mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
     std = np.asarray(std, np.float32).reshape(3, 1, 1)
     return ((r[None] - mean) / std).astype(np.float32)
 
 
-def preprocess(path, S, mean, std, roi=None):
+def resize_region(a, roi, S, mode="stretch", margin=0.0, fill=0.0):
+    """Any [H, W] map (e.g. a lesion mask) -> float32 [S, S] through the same
+    region and filter as the image."""
+    crop = region_pixels(np.asarray(a, np.float64), roi, mode, margin, fill)
+    return (_weights(crop.shape[0], S) @ (crop @ _weights(crop.shape[1], S).T)).astype(np.float32)
+
+
+def preprocess(path, S, mean, std, roi=None, mode="stretch", margin=0.0, fill=0.0):
     """Image file (path or bytes) -> float32 [3, S, S], as the engine computes it."""
-    return resize_normalize(load_gray(path), roi, S, mean, std)
+    return resize_normalize(load_gray(path), roi, S, mean, std, mode, margin, fill)
