@@ -131,7 +131,7 @@ typedef struct {
     float *fused, *refined;    /* [H32*H32 x C] */
     float *cy;                 /* [H32*H32 x C] x * channel attention */
     float *cavg, *cmax;        /* [C] pooled */
-    float *ch1;                /* [2 x C/r] hidden of the avg and max paths */
+    float *ch1;                /* hidden [C/r] of the avg path, then of the max path (2C reserved) */
     float *ch2, *ca;           /* [C] */
     float *smap;               /* [H32*H32 x 2] channel mean and max */
     float *att_map;            /* [H32*H32] spatial attention of the last stage */
@@ -152,10 +152,12 @@ typedef struct {
 
 /* ----------------------------------------------------------- profiling */
 
-/* Time per kind of op (csasn_profile_json): 1x1 convolutions (GEMM on
- * feature maps), linear layers (GEMM on tokens and vectors), im2col
- * convolutions (stem, patch embedding, seg 3x3, spatial attention),
- * depthwise, attention, LayerNorm, pooling/SE/scaling, and the rest. */
+/* Time per kind of op (csasn_profile_json), summed by the op helpers of
+ * model_forward.c: 1x1 convolutions (GEMM on feature maps, SE included),
+ * linear layers (GEMM on tokens and vectors), im2col convolutions (stem,
+ * patch embedding, seg 3x3, spatial attention), depthwise, attention,
+ * LayerNorm, pooling and channel scaling; "other" is the rest of the total
+ * (copies, concatenations, upsampling, the softmax of the logits). */
 enum {
     CSASN__PROF_CONV1X1, CSASN__PROF_LINEAR, CSASN__PROF_CONV, CSASN__PROF_DW, CSASN__PROF_ATTN,
     CSASN__PROF_LN, CSASN__PROF_POOL, CSASN__PROF_OTHER, CSASN__PROF_COUNT
