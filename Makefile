@@ -12,29 +12,32 @@ LDLIBS  += -lm -pthread
 PY      := /usr/bin/python3
 BUILD   := build
 
-# The engine: every src/*.c except the CLI.
-LIB_SRC := $(filter-out src/cli.c,$(wildcard src/*.c))
+# The engine (the library): src/*.c and the kernels, src/kernels/*.c. The programs that use
+# it live apart: the CLI in src/cli/, the wasm boundary in shell/.
+KERNEL_SRC := $(wildcard src/kernels/*.c)
+LIB_SRC := $(wildcard src/*.c) $(KERNEL_SRC)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-HDRS    := $(wildcard src/*.h)
+HDRS    := $(wildcard src/*.h src/kernels/*.h)
+CLI_SRC := src/cli/cli.c
 
 .PHONY: all deps test wasm serve weights bench clean help fuzz fuzz-build test-asan asan-build
 all: $(BUILD)/csasn $(BUILD)/libcsasn.a
 
-$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj/kernels
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libcsasn.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/csasn: src/cli.c $(BUILD)/libcsasn.a $(HDRS)
-	$(CC) $(CFLAGS) src/cli.c $(BUILD)/libcsasn.a $(LDLIBS) -o $@
+$(BUILD)/csasn: $(CLI_SRC) $(BUILD)/libcsasn.a $(HDRS)
+	$(CC) $(CFLAGS) $(CLI_SRC) $(BUILD)/libcsasn.a $(LDLIBS) -o $@
 
 # C test programs: tests/c/test_*.c -> build/tests/test_* (run by tests/run.py)
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcsasn.a $(HDRS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $< $(BUILD)/libcsasn.a $(LDLIBS) -o $@
 
-$(BUILD)/obj $(BUILD)/tests:
+$(BUILD)/tests:
 	mkdir -p $@
 
 # Everything a fresh Debian machine needs (idempotent; quick when present).
@@ -53,12 +56,13 @@ EMCC       ?= emcc
 WASM_DIR   := $(BUILD)/wasm
 WASM_CFLAGS := -msimd128 -DNDEBUG -std=c11 -Wall -Wextra -Wno-unused-parameter \
                -D_POSIX_C_SOURCE=200809L -Isrc -I/usr/include/stb
-# Size vs speed per file: the image decoders (stb), the file parser and the model (loading,
-# and a forward pass that only sequences calls into the kernels) are built for size (-Os halves
-# stb's code); the kernels keep -O3. Measured: all -O3 205 KB, kernels + model -O3 157 KB,
-# this mix 144 KB at the same speed (model.c at -Os: no change in the b0-ti latency), all -Os
-# 110 KB but ~1.6x slower.
-WASM_OPT   = $(if $(filter image format model,$*),-Os,-O3)
+# Size vs speed per file: the image decoders (stb), the file parser, the error formatter and
+# the model (loading, debug views, and a forward pass that only sequences calls into the
+# kernels) are built for size (-Os halves stb's code); the kernels keep -O3. Measured: all -O3
+# 205 KB, kernels + model -O3 157 KB, this mix 144 KB at the same speed (the model at -Os: no
+# change in the b0-ti latency), all -Os 110 KB but ~1.6x slower.
+WASM_OS    := image format error model_load model_forward model_debug
+WASM_OPT   = $(if $(filter $(WASM_OS),$*),-Os,-O3)
 WASM_LDFLAGS := -O3 -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createCsasnModule \
                 -sENVIRONMENT=web,worker -sALLOW_MEMORY_GROWTH -sFILESYSTEM=0 \
                 -sMALLOC=emmalloc -sINCOMING_MODULE_JS_API=wasmBinary,instantiateWasm,print,printErr
@@ -66,7 +70,7 @@ WASM_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj-wasm/%.o) $(BUILD)/obj-wasm/exports
 wasm: $(WASM_DIR)/csasn.mjs $(WASM_DIR)/csasn.wasm $(WASM_DIR)/csasn.js $(WASM_DIR)/worker.js \
       $(WASM_DIR)/csasn-mt.mjs
 
-$(BUILD)/obj-wasm/%.o: src/%.c $(HDRS) | $(BUILD)/obj-wasm
+$(BUILD)/obj-wasm/%.o: src/%.c $(HDRS) | $(BUILD)/obj-wasm/kernels
 	NODE_PATH=/usr/share/nodejs $(EMCC) $(WASM_OPT) $(WASM_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj-wasm/exports.o: shell/exports.c $(HDRS) | $(BUILD)/obj-wasm
@@ -79,13 +83,13 @@ $(WASM_DIR)/%.js: shell/%.js | $(WASM_DIR)
 	cp $< $@
 
 # The threaded variant (issue 5): the same sources with -pthread and 2 threads by default
-# (-DCSASN_THREADS=2: src/kernels.c splits GEMM columns, depthwise rows and attention query
+# (-DCSASN_THREADS=2: src/kernels/ splits GEMM columns, depthwise rows and attention query
 # blocks, bit-identical to one thread) -> build/wasm/csasn-mt.{mjs,wasm,worker.js}. worker.js
 # loads it instead of csasn.* when the page is cross-origin isolated (SharedArrayBuffer
 # available: `make serve` sends COOP/COEP). One pre-started pthread (the helper): a pthread
 # started later would need the event loop to boot its Worker, which a busy engine never yields.
 # PTHREAD_POOL_DELAY_LOAD: the engine is ready without waiting for that Worker to load (it
-# took 150-350 ms of the page's cold start); kernels.c runs on one thread until the helper
+# took 150-350 ms of the page's cold start); the kernels run on one thread until the helper
 # has checked in, so nothing ever waits for it.
 # Memory growth with threads only slows JS access to the heap after a growth (views are
 # re-made): csasn.js re-reads HEAPU8 after every allocation anyway, hence -Wno-pthreads-mem-growth.
@@ -94,7 +98,7 @@ $(WASM_DIR)/%.js: shell/%.js | $(WASM_DIR)
 WASM_MT_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj-wasm-mt/%.o) $(BUILD)/obj-wasm-mt/exports.o
 WASM_MT_CFLAGS := -pthread -DCSASN_THREADS=2
 
-$(BUILD)/obj-wasm-mt/%.o: src/%.c $(HDRS) | $(BUILD)/obj-wasm-mt
+$(BUILD)/obj-wasm-mt/%.o: src/%.c $(HDRS) | $(BUILD)/obj-wasm-mt/kernels
 	NODE_PATH=/usr/share/nodejs $(EMCC) $(WASM_OPT) $(WASM_CFLAGS) $(WASM_MT_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj-wasm-mt/exports.o: shell/exports.c $(HDRS) | $(BUILD)/obj-wasm-mt
@@ -104,7 +108,7 @@ $(WASM_DIR)/csasn-mt.mjs $(WASM_DIR)/csasn-mt.wasm $(WASM_DIR)/csasn-mt.worker.j
 	NODE_PATH=/usr/share/nodejs $(EMCC) $(WASM_MT_OBJ) $(WASM_LDFLAGS) -Os -pthread -sPTHREAD_POOL_SIZE=1 \
 	  -sPTHREAD_POOL_DELAY_LOAD=1 -Wno-pthreads-mem-growth -o $(WASM_DIR)/csasn-mt.mjs
 
-$(BUILD)/obj-wasm $(BUILD)/obj-wasm-mt $(WASM_DIR):
+$(WASM_DIR):
 	mkdir -p $@
 
 # `make serve [PORT=8000]`: build everything, then serve web/ on localhost (tools/serve.mjs).
@@ -119,9 +123,9 @@ serve: all wasm
 bench: deps all wasm
 	$(PY) tools/export_onnx.py
 	@mkdir -p $(BUILD)/bench
-	NODE_PATH=/usr/share/nodejs $(EMCC) -O3 $(WASM_CFLAGS) tools/kernel_bench.c src/kernels.c \
+	NODE_PATH=/usr/share/nodejs $(EMCC) -O3 $(WASM_CFLAGS) tools/kernel_bench.c $(KERNEL_SRC) \
 	  -sENVIRONMENT=node -sSINGLE_FILE=1 -sALLOW_MEMORY_GROWTH -o $(BUILD)/bench/kernel_bench.cjs
-	$(CC) $(CFLAGS) tools/kernel_bench.c src/kernels.c $(LDLIBS) -o $(BUILD)/bench/kernel_bench
+	$(CC) $(CFLAGS) tools/kernel_bench.c $(KERNEL_SRC) $(LDLIBS) -o $(BUILD)/bench/kernel_bench
 	node tools/bench.cjs $(BENCH_ARGS)
 
 # Retrain both shipped models with the recipes of their model cards (tools/train.py: CUDA when
@@ -159,7 +163,7 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -Isrc -I/usr/include/s
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_OBJ     := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/obj/%.o)
 
-$(FUZZ_DIR)/obj/%.o: src/%.c $(HDRS) | $(FUZZ_DIR)/obj
+$(FUZZ_DIR)/obj/%.o: src/%.c $(HDRS) | $(FUZZ_DIR)/obj/kernels
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_DIR)/tiny_model.h: tests/hostile/valid/model_tiny_f16.csasn | $(FUZZ_DIR)/obj
@@ -213,19 +217,24 @@ ASAN_ENV    := ASAN_OPTIONS=exitcode=99:detect_leaks=1:allocator_may_return_null
                CSASN_CLI=$(ASAN_DIR)/csasn CSASN_BUILD=$(ASAN_DIR) \
                CSASN_SANITIZED=1
 
-$(ASAN_DIR)/obj/%.o: src/%.c $(HDRS) | $(ASAN_DIR)/obj
+$(ASAN_DIR)/obj/%.o: src/%.c $(HDRS) | $(ASAN_DIR)/obj/kernels
 	$(ASAN_CC) $(ASAN_CFLAGS) -c $< -o $@
 
 $(ASAN_DIR)/libcsasn.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 
-$(ASAN_DIR)/csasn: src/cli.c $(ASAN_DIR)/libcsasn.a $(HDRS)
-	$(ASAN_CC) $(ASAN_CFLAGS) src/cli.c $(ASAN_DIR)/libcsasn.a -lm -o $@
+$(ASAN_DIR)/csasn: $(CLI_SRC) $(ASAN_DIR)/libcsasn.a $(HDRS)
+	$(ASAN_CC) $(ASAN_CFLAGS) $(CLI_SRC) $(ASAN_DIR)/libcsasn.a -lm -o $@
 
 $(ASAN_DIR)/tests/%: tests/c/%.c $(ASAN_DIR)/libcsasn.a $(HDRS) | $(ASAN_DIR)/tests
 	$(ASAN_CC) $(ASAN_CFLAGS) $< $(ASAN_DIR)/libcsasn.a -lm -o $@
 
-$(ASAN_DIR)/obj $(ASAN_DIR)/tests:
+$(ASAN_DIR)/tests:
+	mkdir -p $@
+
+# Object folders: the library's objects mirror src/ (src/kernels/*.c -> obj*/kernels/*.o).
+$(BUILD)/obj/kernels $(BUILD)/obj-wasm/kernels $(BUILD)/obj-wasm-mt/kernels $(FUZZ_DIR)/obj/kernels \
+$(ASAN_DIR)/obj/kernels:
 	mkdir -p $@
 
 asan-build: $(ASAN_DIR)/csasn $(ASAN_TESTS)

@@ -18,7 +18,6 @@
 #include <math.h>
 
 #include "csasn.h"
-#include "kernels.h"   /* csasn__warmup */
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten/emscripten.h>
@@ -213,5 +212,5 @@ CSASN_WASM_EXPORT const char *csasn_wasm_profile_json(const csasn_model *m)
  * downloads. 0, or -1 if out of memory. */
 CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
 {
-    return csasn__warmup(rounds);
+    return csasn_warmup(rounds) ? -1 : 0;
 }

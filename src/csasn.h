@@ -65,7 +65,9 @@ int csasn_num_classes(const csasn_model *m);
 const char *csasn_label(const csasn_model *m, int i);      /* NULL if out of range */
 int csasn_label_is_malignant(const csasn_model *m, int i);
 int csasn_input_size(const csasn_model *m);                /* S: input is 3 x S x S */
-/* The whole metadata block as one JSON object (what `csasn info` prints). */
+/* The whole metadata block as one JSON object, followed by the file's facts:
+ * "tensors" (count), "parameters" (their elements), "storage" ("f32", "f16"
+ * or "mixed") and "file_bytes" (what `csasn info` prints). */
 const char *csasn_model_info_json(const csasn_model *m);
 
 /* Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM, 8 or 16 bit) -> normalised input
@@ -93,6 +95,18 @@ const float *csasn_debug_tensor(const csasn_model *m, const char *name, int shap
  * (csasn_set_profiling). Returns a JSON object {"op": ms, ...}. */
 void csasn_set_profiling(csasn_model *m, int on);
 const char *csasn_profile_json(const csasn_model *m);
+
+/* The benchmark input: a deterministic ultrasound-like image (speckle over a
+ * depth gradient, a darker oval lesion), normalised as the model normalises
+ * a real one, into out[3][S][S]. Every benchmark of the engine (the CLI's
+ * `bench` without an image, the browser's) runs on this same tensor. */
+const char *csasn_bench_input(const csasn_model *m, float *out);
+
+/* Runs every hot kernel on small scratch data, rounds times, so that a JIT
+ * (V8 compiles wasm in a baseline tier first) has optimised them before the
+ * first real forward pass; a page calls it while its model downloads.
+ * Needs no model. Natively it only costs time. */
+const char *csasn_warmup(int rounds);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
  * cannot make us allocate gigabytes. */
 #include "format.h"
 #include "csasn.h"
+#include "error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,22 +16,6 @@
 
 #define MAX_NAME 256u
 #define ALIGN 64u
-
-/* ------------------------------------------------------------------ errors */
-
-const char *csasn__errf(const char *fmt, ...)
-{
-    static _Thread_local char msg[512];
-    /* Format into a temporary first so that an argument may be a previous
-     * message living in msg itself (wrapping an error with context). */
-    char tmp[sizeof msg];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    memcpy(msg, tmp, sizeof msg);
-    return msg;
-}
 
 /* ------------------------------------------------------------------ reader */
 
@@ -635,35 +620,65 @@ static void sb_json_elem(sbuf *b, uint32_t t, const void *p)
     else sb_json_f32(b, u32_as_f32(u));
 }
 
+/* The metadata entries "key": value, ... (no braces). */
+static void sb_meta(sbuf *b, const csasn__file *f)
+{
+    for (uint32_t i = 0; i < f->n_kv; i++) {
+        const csasn__kv *kv = &f->kv[i];
+        if (i)
+            sb_puts(b, ", ");
+        sb_json_str(b, kv->key);
+        sb_puts(b, ": ");
+        if (kv->type == CSASN__T_STR) {
+            sb_json_str(b, kv->str);
+        } else if (kv->type == CSASN__T_ARR) {
+            size_t es = kv->elem_type == CSASN__T_STR ? sizeof(char *) : 4;
+            sb_puts(b, "[");
+            for (uint32_t j = 0; j < kv->count; j++) {
+                if (j)
+                    sb_puts(b, ", ");
+                sb_json_elem(b, kv->elem_type, (const char *)kv->arr + es * j);
+            }
+            sb_puts(b, "]");
+        } else {
+            sb_json_elem(b, kv->type, &kv->v);
+        }
+    }
+}
+
+static char *sb_finish(sbuf *b)
+{
+    if (b->oom) {
+        free(b->s);
+        return NULL;
+    }
+    return b->s;
+}
+
 char *csasn__file_meta_json(const csasn__file *f)
 {
     sbuf b = {0};
     sb_puts(&b, "{");
-    for (uint32_t i = 0; i < f->n_kv; i++) {
-        const csasn__kv *kv = &f->kv[i];
-        if (i)
-            sb_puts(&b, ", ");
-        sb_json_str(&b, kv->key);
-        sb_puts(&b, ": ");
-        if (kv->type == CSASN__T_STR) {
-            sb_json_str(&b, kv->str);
-        } else if (kv->type == CSASN__T_ARR) {
-            size_t es = kv->elem_type == CSASN__T_STR ? sizeof(char *) : 4;
-            sb_puts(&b, "[");
-            for (uint32_t j = 0; j < kv->count; j++) {
-                if (j)
-                    sb_puts(&b, ", ");
-                sb_json_elem(&b, kv->elem_type, (const char *)kv->arr + es * j);
-            }
-            sb_puts(&b, "]");
-        } else {
-            sb_json_elem(&b, kv->type, &kv->v);
-        }
-    }
+    sb_meta(&b, f);
     sb_puts(&b, "}");
-    if (b.oom) {
-        free(b.s);
-        return NULL;
+    return sb_finish(&b);
+}
+
+char *csasn__file_info_json(const csasn__file *f, size_t file_bytes)
+{
+    uint64_t params = 0;
+    uint32_t n_f16 = 0;
+    for (uint32_t i = 0; i < f->n_tensors; i++) {
+        params += f->tensors[i].numel;
+        n_f16 += f->tensors[i].dtype == CSASN__DT_F16;
     }
-    return b.s;
+    sbuf b = {0};
+    sb_puts(&b, "{");
+    sb_meta(&b, f);
+    if (f->n_kv)
+        sb_puts(&b, ", ");
+    sb_printf(&b, "\"tensors\": %u, \"parameters\": %llu, ", (unsigned)f->n_tensors, (unsigned long long)params);
+    sb_printf(&b, "\"storage\": \"%s\", \"file_bytes\": %zu}",
+              n_f16 == f->n_tensors ? "f16" : n_f16 ? "mixed" : "f32", file_bytes);
+    return sb_finish(&b);
 }

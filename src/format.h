@@ -61,8 +61,9 @@ const char *csasn__tensor_to_f32(const csasn__tensor *t, float *dst);
 
 /* All metadata as one JSON object (malloc'd; caller frees). NULL on OOM. */
 char *csasn__file_meta_json(const csasn__file *f);
-
-/* Formatted error message in a thread-local buffer; returns it. */
-const char *csasn__errf(const char *fmt, ...);
+/* The same object followed by the container's facts: "tensors" (count),
+ * "parameters" (their elements), "storage" ("f32", "f16" or "mixed") and
+ * "file_bytes" (the file's size, given). */
+char *csasn__file_info_json(const csasn__file *f, size_t file_bytes);
 
 #endif

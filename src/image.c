@@ -6,7 +6,7 @@
  * must stay in step with it (tests/test_preprocess.py compares them to 1e-5).
  */
 #include "image.h"
-#include "format.h"   /* csasn__errf */
+#include "error.h"
 
 #include <limits.h>
 #include <math.h>
@@ -570,15 +570,4 @@ done:
     free(tmp);
     stbi_image_free(pix);
     return err;
-}
-
-const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
-                             const csasn_roi *roi, float *out, int *image_w, int *image_h)
-{
-    if (!m || !out)
-        return "csasn_preprocess: model and output buffer are required";
-    int S;
-    float mean[3], std[3];
-    csasn__model_norm(m, &S, mean, std);
-    return csasn__image_to_input(bytes, len, roi, S, mean, std, out, image_w, image_h);
 }

@@ -1,10 +1,11 @@
 /* image.h - private: image bytes -> normalised model input (src/image.c).
- * Shared by model.c (csasn_classify) and cli.c-independent tests. */
+ * A leaf: it knows nothing of models; csasn_preprocess (model_forward.c)
+ * hands it the model's input size and normalisation. */
 #ifndef CSASN_IMAGE_H
 #define CSASN_IMAGE_H
 
 #include <stddef.h>
-#include "csasn.h"
+#include "csasn.h"   /* csasn_roi */
 
 /* Decode bytes (PNG, JPEG, BMP, GIF, PNM; 8/16 bit; gray/RGB/RGBA) to gray in
  * [0,1], crop roi (NULL = whole image; clipped to the image, rejected if it
@@ -16,9 +17,5 @@
 const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
                                   int S, const float mean[3], const float std[3],
                                   float *out, int *iw, int *ih);
-
-/* Implemented in model.c: the preprocessing parameters of a loaded
- * model. S = csasn.input_size, mean/std = csasn.mean / csasn.std. */
-void csasn__model_norm(const csasn_model *m, int *S, float mean[3], float std[3]);
 
 #endif

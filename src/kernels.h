@@ -1,19 +1,26 @@
-/* kernels.h - private: the compute kernels of the forward pass.
+/* kernels.h - private: the compute kernels of the forward pass (src/kernels/).
  *
- * Every kernel exists twice: "__scalar" (plain C, the reference) and "__simd"
- * (written over simd.h: wasm SIMD128, SSE2, or a portable fallback). The
- * unsuffixed names dispatch to the SIMD version unless the library is built
- * with -DCSASN_SCALAR. tests/c/test_kernels.c compares both over every tail.
+ * Names follow XNNPACK: what the kernel computes before the "__", how after
+ * it. Every kernel exists twice: "__scalar" (plain C, the reference) and
+ * "__simd" (written over simd.h: wasm SIMD128, SSE2, or a portable fallback);
+ * the plain name (csasn__gemm, ...) is a function that runs the SIMD version,
+ * or the scalar one in a library built with -DCSASN_SCALAR.
+ * tests/c/test_kernels.c compares both over every tail.
+ *
+ * One file per family: gemm.c (weight packing, GEMM), conv.c (depthwise,
+ * im2col), attention.c, activations.c (activations, softmax), pool.c
+ * (pooling, channel scale, LayerNorm), warmup.c; parallel.c is the thread
+ * pool they split their outputs over.
  *
  * Layouts: feature maps are HWC (channels last), so a 1x1 convolution is the
  * GEMM [H*W x Cin] x [Cin x Cout] and depthwise convolution vectorises over
  * channels; ViT tokens are [T x D] row-major.
  *
- * What model.c calls: every linear layer and 1x1 conv is csasn__pack_b at load
- * (BN folded first) + csasn__gemm with bias, activation and residual fused;
- * other convs are csasn__im2col + csasn__gemm; depthwise convs (BN folded,
- * bias + SiLU/ReLU6 fused) are csasn__dwconv; ViT attention is
- * csasn__attention on the qkv GEMM's output.
+ * What the model calls: every linear layer and 1x1 conv is csasn__pack_b at
+ * load (BN folded first, bias packed with the weights) + csasn__gemm with the
+ * activation and residual fused; other convs are csasn__im2col + csasn__gemm;
+ * depthwise convs (BN folded, bias + SiLU/ReLU6 fused) are csasn__dwconv; ViT
+ * attention is csasn__attention on the qkv GEMM's output.
  *
  * Fusion: bias is the GEMM accumulators' start value; ReLU/ReLU6 and the
  * residual are applied on the register tile; SiLU, GELU and sigmoid run over
@@ -21,6 +28,9 @@
  * (no separate pass over the feature map); the depthwise kernel applies its
  * activation on the accumulators; attention keeps only 4 score rows per head
  * and thread, the softmax fused between its two products.
+ *
+ * Preconditions (sizes, strides, pointers) are asserts: the model checks its
+ * hyperparameters at load, so a failing one is a bug in the caller.
  */
 #ifndef CSASN_KERNELS_H
 #define CSASN_KERNELS_H
@@ -38,27 +48,36 @@ enum {
     CSASN__ACT_COUNT
 };
 
-/* GEMM B panels: NR output columns per panel, K rows each. */
+/* GEMM tile: MR rows of A times one B panel of NR output columns. */
 #define CSASN__NR 8
 #define CSASN__MR 4
 
-/* Floats needed to pack a [N x K] weight (PyTorch Linear / 1x1 conv layout):
- * ceil(N/8) panels of [K][8], zero padded. */
+/* ------------------------------------------------------------ gemm.c */
+
+/* Floats of a packed [N x K] weight (PyTorch Linear / 1x1 conv layout):
+ * ceil(N/8) panels of [1 + K][8]: the panel's 8 biases, then its K rows of 8
+ * weights, zero padded past N. */
 size_t csasn__pack_floats(int K, int N);
-/* W[N][K] row-major -> packed panels (dst[csasn__pack_floats(K, N)]). */
-void csasn__pack_b(const float *W, int N, int K, float *dst);
+/* W[N][K] row-major and bias[N] (NULL: zeros) -> dst[csasn__pack_floats(K, N)]. */
+void csasn__pack_b(const float *W, const float *bias, int N, int K, float *dst);
 
-/* C[m][n] = act(bias[n] + sum_k A[m][k] * B[k][n]) (+ R[m][n] when R != NULL).
- * A: [M x K] with row stride lda; Bp: packed by csasn__pack_b; bias: [N] or
- * NULL; C, R: row strides ldc, ldr. R may alias C exactly (in-place residual). */
+/* C[m][n] = act(bias[n] + sum_k A[m][k] * W[n][k]) (+ R[m][n] when R != NULL).
+ * A: [M x K] with row stride lda; Bp: W and bias packed by csasn__pack_b;
+ * C, R: row strides ldc, ldr. R may alias C exactly (in-place residual). */
+void csasn__gemm(int M, int N, int K, const float *A, int lda, const float *Bp,
+                 float *C, int ldc, const float *R, int ldr, int act);
 void csasn__gemm__scalar(int M, int N, int K, const float *A, int lda, const float *Bp,
-                         const float *bias, float *C, int ldc, const float *R, int ldr, int act);
+                         float *C, int ldc, const float *R, int ldr, int act);
 void csasn__gemm__simd(int M, int N, int K, const float *A, int lda, const float *Bp,
-                       const float *bias, float *C, int ldc, const float *R, int ldr, int act);
+                       float *C, int ldc, const float *R, int ldr, int act);
 
-/* Depthwise convolution, HWC, "same" padding (k-1)/2, stride 1 or 2.
+/* ------------------------------------------------------------ conv.c */
+
+/* Depthwise convolution, HWC, "same" padding (k-1)/2, k odd, stride 1 or 2.
  * in [H][W][C], w [k*k][C] (tap-major), bias [C], out [Ho][Wo][C] with
  * Ho = (H + 2p - k)/s + 1. */
+void csasn__dwconv(const float *in, int H, int W, int C, int k, int stride,
+                   const float *w, const float *bias, float *out, int act);
 void csasn__dwconv__scalar(const float *in, int H, int W, int C, int k, int stride,
                            const float *w, const float *bias, float *out, int act);
 void csasn__dwconv__simd(const float *in, int H, int W, int C, int k, int stride,
@@ -69,38 +88,56 @@ void csasn__dwconv__simd(const float *in, int H, int W, int C, int k, int stride
 void csasn__im2col(const float *in, int H, int W, int C, int k, int stride, int pad,
                    float *col, int Ho, int Wo);
 
+/* ------------------------------------------------------- activations.c */
+
 /* In place x[n] = act(x[n]). */
+void csasn__act(float *x, int n, int act);
 void csasn__act__scalar(float *x, int n, int act);
 void csasn__act__simd(float *x, int n, int act);
 
-/* y[r][:] = (x[r][:] - mean) / sqrt(var + eps) * g + b for each of rows rows of D. */
-void csasn__layernorm__scalar(const float *x, int rows, int D, int ldx, const float *g,
-                              const float *b, float eps, float *y, int ldy);
-void csasn__layernorm__simd(const float *x, int rows, int D, int ldx, const float *g,
-                            const float *b, float eps, float *y, int ldy);
+/* Scalar activation, the reference definition (libm expf / erff). */
+float csasn__act1(float x, int act);
 
-/* In place softmax of x[n]. */
+/* In place softmax of x[n], n >= 1. */
+void csasn__softmax(float *x, int n);
 void csasn__softmax__scalar(float *x, int n);
 void csasn__softmax__simd(float *x, int n);
+
+/* --------------------------------------------------------- attention.c */
 
 /* Multi-head self-attention with the softmax fused: qkv [T][3D] (q | k | v,
  * head h at columns h*hd), out [T][D]; scratch: csasn__attention_scratch_floats
  * (the packed K and V of one head, 4 score rows and their packed
  * exponentials per thread). */
 uint64_t csasn__attention_scratch_floats(int T, int D, int heads);   /* 64-bit: planning must not wrap in wasm */
+void csasn__attention(const float *qkv, int T, int D, int heads, float *out, float *scratch);
 void csasn__attention__scalar(const float *qkv, int T, int D, int heads, float *out, float *scratch);
 void csasn__attention__simd(const float *qkv, int T, int D, int heads, float *out, float *scratch);
 
+/* -------------------------------------------------------------- pool.c */
+
 /* Global average (and max, when mx != NULL) over the HW pixels of x [HW][C]. */
+void csasn__pool(const float *x, int HW, int C, float *avg, float *mx);
 void csasn__pool__scalar(const float *x, int HW, int C, float *avg, float *mx);
 void csasn__pool__simd(const float *x, int HW, int C, float *avg, float *mx);
 
 /* x[p][c] *= s[c] in place (squeeze-excitation, channel attention). */
+void csasn__scale(float *x, int HW, int C, const float *s);
 void csasn__scale__scalar(float *x, int HW, int C, const float *s);
 void csasn__scale__simd(float *x, int HW, int C, const float *s);
 
 /* Per pixel mean and max over channels: x [HW][C] -> out [HW][2]. */
 void csasn__chan_meanmax(const float *x, int HW, int C, float *out);
+
+/* y[r][:] = (x[r][:] - mean) / sqrt(var + eps) * g + b for each of rows rows of D. */
+void csasn__layernorm(const float *x, int rows, int D, int ldx, const float *g,
+                      const float *b, float eps, float *y, int ldy);
+void csasn__layernorm__scalar(const float *x, int rows, int D, int ldx, const float *g,
+                              const float *b, float eps, float *y, int ldy);
+void csasn__layernorm__simd(const float *x, int rows, int D, int ldx, const float *g,
+                            const float *b, float eps, float *y, int ldy);
+
+/* ---------------------------------------------------------- parallel.c */
 
 /* Threads (a library built with -DCSASN_THREADS=n and -pthread: n is the
  * default count; the threaded wasm build uses 2). csasn__gemm, csasn__dwconv
@@ -111,28 +148,13 @@ void csasn__chan_meanmax(const float *x, int HW, int C, float *out);
 void csasn__set_threads(int n);
 int csasn__threads(void);
 
-/* Dispatch: the SIMD kernels unless built with -DCSASN_SCALAR. */
-#ifdef CSASN_SCALAR
-#define CSASN__K(name) name##__scalar
-#else
-#define CSASN__K(name) name##__simd
-#endif
-#define csasn__gemm      CSASN__K(csasn__gemm)
-#define csasn__dwconv    CSASN__K(csasn__dwconv)
-#define csasn__act       CSASN__K(csasn__act)
-#define csasn__layernorm CSASN__K(csasn__layernorm)
-#define csasn__softmax   CSASN__K(csasn__softmax)
-#define csasn__attention CSASN__K(csasn__attention)
-#define csasn__pool      CSASN__K(csasn__pool)
-#define csasn__scale     CSASN__K(csasn__scale)
+/* ------------------------------------------------------------ warmup.c */
 
 /* Runs every hot kernel on small scratch data, rounds times, so that a JIT
  * (V8 compiles wasm in a baseline tier first) optimises them before the first
  * real forward pass. 0, or -1 if out of memory. */
 int csasn__warmup(int rounds);
 
-/* Scalar activation, the reference definition (libm expf / erff). */
-float csasn__act1(float x, int act);
 /* Name of the vector instruction set compiled in ("sse2", "wasm-simd128", "scalar"). */
 const char *csasn__simd_name(void);
 

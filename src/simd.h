@@ -1,6 +1,6 @@
 /* simd.h - private: a small 4 x f32 vector layer (ggml simd-mappings style).
  *
- * The kernels in kernels.c are written once over these macros and map to
+ * The kernels in src/kernels/ are written once over these macros and map to
  *   - wasm SIMD128 (wasm_simd128.h) when compiled with -msimd128,
  *   - SSE2 on x86 (the native build uses -msse2),
  *   - a portable struct-of-4 fallback otherwise, or when CSASN_SCALAR is defined.

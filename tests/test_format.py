@@ -189,7 +189,7 @@ dup = bytearray(good)
 dup[pair[1]["start"] + 4:pair[1]["start"] + 4 + len(pair[0]["name"])] = pair[0]["name"].encode()
 expect_rejected("duplicate_tensor", bytes(dup), ["duplicate tensor", pair[0]["name"]])
 
-# --- model-level checks (need the architecture: src/model.c)
+# --- model-level checks (need the architecture: src/model_load.c)
 name = "vit.blocks.1.fc1.weight"
 bad = dict(TENSORS)
 bad[name] = bad[name].copy()

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The model builder's own checks (src/model.c), on top of the container checks
+"""The model builder's own checks (src/model_load.c), on top of the container checks
 of tests/test_format.py: inconsistent hyperparameters and tensors that do not
 fit the architecture the metadata describes must each be rejected with a
 message naming the problem (and no crash), while the unmodified file loads.

@@ -1,7 +1,7 @@
 """CSASN reference model in PyTorch: the single source of truth for the
 architecture and for tensor names.
 
-The C engine (src/model.c) computes exactly this forward pass in eval mode. The
+The C engine (src/model_forward.c) computes exactly this forward pass in eval mode. The
 names of this module's state_dict() (minus BatchNorm's num_batches_tracked) are
 the tensor names of the .csasn file (src/FORMAT.md); `config_to_meta` gives the
 metadata. Shapes are noted as [C, H, W] per image (batch dimension omitted).

@@ -1,9 +1,9 @@
-/* kernel_bench.c - GFLOP/s of the engine's own kernels (src/kernels.c) on the
+/* kernel_bench.c - GFLOP/s of the engine's own kernels (src/kernels/) on the
  * shapes that dominate csasn-b0-ti, for `make bench` (issue 5).
  *
  * Built twice by the Makefile's bench rule: with emcc -O3 -msimd128 (run in
  * node by tools/bench.cjs: the number issue 5 asks for) and natively, both
- * linking only src/kernels.c, so what is timed is exactly what model.c calls:
+ * linking only src/kernels/, so what is timed is exactly what the model calls:
  *   - csasn__gemm on the ViT linear layers, weights packed by csasn__pack_b as
  *     the loader does, bias added and (fc1) GELU fused, as in the forward pass;
  *   - csasn__dwconv with SiLU fused on the EfficientNet-B0 depthwise shapes;
@@ -80,12 +80,11 @@ static double best_ms(fn f, void *ctx)
     return best;
 }
 
-typedef struct { const gemm_case *c; const float *A, *Bp, *bias; float *C; } gemm_ctx;
+typedef struct { const gemm_case *c; const float *A, *Bp; float *C; } gemm_ctx;
 static void run_gemm(void *p)
 {
     gemm_ctx *g = p;
-    csasn__gemm(g->c->M, g->c->N, g->c->K, g->A, g->c->K, g->Bp, g->bias, g->C, g->c->N, NULL, 0,
-                g->c->act);
+    csasn__gemm(g->c->M, g->c->N, g->c->K, g->A, g->c->K, g->Bp, g->C, g->c->N, NULL, 0, g->c->act);
 }
 
 typedef struct { int T, D, heads; const float *qkv; float *out, *scratch; } attn_ctx;
@@ -135,8 +134,8 @@ int main(void)
             fprintf(stderr, "kernel_bench: out of memory\n");
             return 1;
         }
-        csasn__pack_b(W, c->N, c->K, Bp);
-        gemm_ctx g = {c, A, Bp, bias, C};
+        csasn__pack_b(W, bias, c->N, c->K, Bp);
+        gemm_ctx g = {c, A, Bp, C};
         double ms = best_ms(run_gemm, &g);
         double gf = 2.0 * c->M * c->N * c->K / (ms * 1e6);
         printf("%s{\"case\": \"%s\", \"M\": %d, \"K\": %d, \"N\": %d, \"ms\": %.5f, \"gflops\": %.2f}",

@@ -6,6 +6,7 @@
  * latter; tests/run.py runs the normal build). */
 #include "format.h"
 #include "csasn.h"
+#include "error.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -86,9 +86,9 @@ static void gemm_case(result *r, result *rn, int M, int N, int K, int act, int w
     float *Bp = malloc(csasn__pack_floats(K, N) * sizeof(float));
     float *C1 = rbuf((size_t)M * ldc, 1.0f), *C2 = malloc((size_t)M * ldc * sizeof(float));
     memcpy(C2, C1, (size_t)M * ldc * sizeof(float));
-    csasn__pack_b(W, N, K, Bp);
-    csasn__gemm__scalar(M, N, K, A, lda, Bp, with_bias ? bias : NULL, C1, ldc, with_res ? R : NULL, ldc, act);
-    csasn__gemm__simd(M, N, K, A, lda, Bp, with_bias ? bias : NULL, C2, ldc, with_res ? R : NULL, ldc, act);
+    csasn__pack_b(W, with_bias ? bias : NULL, N, K, Bp);
+    csasn__gemm__scalar(M, N, K, A, lda, Bp, C1, ldc, with_res ? R : NULL, ldc, act);
+    csasn__gemm__simd(M, N, K, A, lda, Bp, C2, ldc, with_res ? R : NULL, ldc, act);
     /* the padding columns between rows must be untouched */
     note(r, cmp(C2, C1, (size_t)M * ldc), TOL, "M=%d N=%d K=%d act=%s bias=%d res=%d", M, N, K,
          act_names[act], with_bias, with_res);
@@ -216,9 +216,9 @@ static void test_im2col(void)
         for (int oc = 0; oc < Co; oc++)   /* PyTorch [Co][Ci][k][k] -> [Co][(ky*k+kx)*Ci + c] */
             for (int c = 0; c < Ci; c++)
                 for (int t = 0; t < k * k; t++) rows[(size_t)oc * K + t * Ci + c] = wt[((size_t)oc * Ci + c) * k * k + t];
-        csasn__pack_b(rows, Co, K, Bp);
+        csasn__pack_b(rows, b, Co, K, Bp);
         csasn__im2col(in, H, W, Ci, k, s, pad, col, Ho, Wo);
-        csasn__gemm__simd(Ho * Wo, Co, K, col, K, Bp, b, o, Co, NULL, 0, CSASN__ACT_NONE);
+        csasn__gemm__simd(Ho * Wo, Co, K, col, K, Bp, o, Co, NULL, 0, CSASN__ACT_NONE);
         double e = 0;
         for (int oc = 0; oc < Co; oc++)
             for (int oy = 0; oy < Ho; oy++)
@@ -367,11 +367,11 @@ static void test_threads(void)
             float *A = rbuf((size_t)M * K, 1.0f), *W = rbuf((size_t)N * K, 0.2f), *b = rbuf((size_t)N, 1.0f);
             float *R = rbuf((size_t)M * N, 1.0f), *Bp = malloc(csasn__pack_floats(K, N) * sizeof(float));
             float *o[3];
-            csasn__pack_b(W, N, K, Bp);
+            csasn__pack_b(W, b, N, K, Bp);
             for (int t = 0; t < 3; t++) {
                 o[t] = malloc((size_t)M * N * sizeof(float));
                 csasn__set_threads(t + 1);
-                csasn__gemm__simd(M, N, K, A, K, Bp, b, o[t], N, res ? R : NULL, N, act);
+                csasn__gemm__simd(M, N, K, A, K, Bp, o[t], N, res ? R : NULL, N, act);
             }
             csasn__set_threads(1);
             for (int t = 1; t < 3; t++)

@@ -1,4 +1,5 @@
-/* cli.c - build/csasn, the native command line (contract in README.md).
+/* cli.c - build/csasn, the native command line (contract in README.md): a
+ * program over the library's public header, as any other user of it.
  *
  *   csasn classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...
  *   csasn info       --model FILE
@@ -12,8 +13,6 @@
  * the browser build does with fetched bytes.
  */
 #include "csasn.h"
-#include "format.h"   /* csasn__file_parse: tensor count for `info` */
-#include "image.h"    /* csasn__model_norm: normalising the synthetic bench input */
 
 #include <errno.h>
 #include <limits.h>
@@ -280,9 +279,8 @@ static int parse_options(int argc, char **argv, const char *allowed, options *o)
     return 0;
 }
 
-/* Loads the model named by --model. Returns NULL and sets *status on failure.
- * The file bytes are kept (buf/len) for `info`, which re-parses the table. */
-static csasn_model *load_model(const char *path, int *status, unsigned char **keep, size_t *keep_len)
+/* Loads the model named by --model. Returns NULL and sets *status on failure. */
+static csasn_model *load_model(const char *path, int *status)
 {
     unsigned char *buf;
     size_t len;
@@ -305,12 +303,7 @@ static csasn_model *load_model(const char *path, int *status, unsigned char **ke
         *status = 1;
         return NULL;
     }
-    if (keep) {
-        *keep = buf;
-        *keep_len = len;
-    } else {
-        free(buf);
-    }
+    free(buf);
     return m;
 }
 
@@ -337,7 +330,7 @@ static int cmd_classify(const options *o)
     if (o->n_files < 1)
         return usage("%s", "classify needs at least one IMAGE");
     int status = 0;
-    csasn_model *m = load_model(o->model, &status, NULL, NULL);
+    csasn_model *m = load_model(o->model, &status);
     if (!m)
         return status;
     int failed = 0, unreadable = 0;
@@ -414,64 +407,14 @@ static int cmd_info(const options *o)
     if (o->n_files)
         return usage("unexpected argument '%s'", o->files[0]);
     int status = 0;
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    csasn_model *m = load_model(o->model, &status, &buf, &len);
+    csasn_model *m = load_model(o->model, &status);
     if (!m)
         return status;
-    csasn__file f;
-    const char *err = csasn__file_parse(&f, buf, len);   /* cannot fail: the load just did it */
-    uint64_t params = 0;
-    unsigned n_f16 = 0;
-    for (uint32_t i = 0; !err && i < f.n_tensors; i++) {
-        params += f.tensors[i].numel;
-        n_f16 += f.tensors[i].dtype == CSASN__DT_F16;
-    }
-    const char *meta = csasn_model_info_json(m);
-    size_t ml = meta ? strlen(meta) : 0;
-    /* One JSON object: the metadata keys (all dotted) plus file facts. */
-    if (ml >= 2 && meta[ml - 1] == '}') {
-        fwrite(meta, 1, ml - 1, stdout);
-        fputs(ml > 2 ? ", " : "", stdout);
-    } else {
-        fputs("{", stdout);
-    }
-    if (err)
-        printf("\"tensors\": null}\n");
-    else
-        printf("\"tensors\": %u, \"parameters\": %llu, \"storage\": \"%s\", \"file_bytes\": %zu}\n",
-               f.n_tensors, (unsigned long long)params,
-               n_f16 == f.n_tensors ? "f16" : n_f16 ? "mixed" : "f32", len);
-    if (!err)
-        csasn__file_free(&f);
-    free(buf);
+    /* One JSON object: the metadata keys (all dotted) plus the file's facts. */
+    const char *info = csasn_model_info_json(m);
+    printf("%s\n", info ? info : "{}");
     csasn_model_free(m);
     return 0;
-}
-
-/* A deterministic ultrasound-like input for `bench` without an image: speckle
- * (Rayleigh-distributed, as in B-mode) over a depth gradient with a darker
- * oval lesion, normalised like a real image. in[3][S][S]. */
-static void synthetic_input(const csasn_model *m, float *in)
-{
-    int S;
-    float mean[3], std[3];
-    csasn__model_norm(m, &S, mean, std);
-    uint64_t st = 0x9E3779B97F4A7C15ull;
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++) {
-            st ^= st << 13; st ^= st >> 7; st ^= st << 17;
-            double u = ((st >> 11) + 0.5) / 9007199254740992.0;
-            double speckle = sqrt(-2.0 * log(u)) / 1.2533;   /* Rayleigh, mean 1 */
-            double dx = (x - 0.5 * S) / (0.22 * S), dy = (y - 0.55 * S) / (0.15 * S);
-            double base = 0.45 - 0.25 * y / S;
-            if (dx * dx + dy * dy < 1.0)
-                base = 0.12;
-            double v = base * speckle;
-            v = v < 0 ? 0 : v > 1 ? 1 : v;
-            for (int c = 0; c < 3; c++)
-                in[((size_t)c * S + y) * S + x] = ((float)v - mean[c]) / std[c];
-        }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -489,7 +432,7 @@ static int cmd_bench(const options *o)
     size_t img_len = 0;
     if (o->n_files == 1 && (status = read_image_arg(o->files[0], &img, &img_len)) != 0)
         return status;
-    csasn_model *m = load_model(o->model, &status, NULL, NULL);
+    csasn_model *m = load_model(o->model, &status);
     if (!m) {
         free(img);
         return status;
@@ -515,7 +458,7 @@ static int cmd_bench(const options *o)
             return 1;
         }
     } else {
-        synthetic_input(m, in);
+        csasn_bench_input(m, in);
     }
     csasn_set_profiling(m, o->profile);
     csasn_result res;
@@ -571,7 +514,7 @@ static int cmd_dump(const options *o, int preprocess_only)
     int status = read_image_arg(o->files[0], &img, &len);
     if (status)
         return status;
-    csasn_model *m = load_model(o->model, &status, NULL, NULL);
+    csasn_model *m = load_model(o->model, &status);
     if (!m) {
         free(img);
         return status;

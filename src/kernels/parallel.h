@@ -1,0 +1,15 @@
+/* parallel.h - private to src/kernels/: the fork-join pool the GEMM,
+ * depthwise and attention kernels split their outputs over (parallel.c).
+ * The thread count itself is set through kernels.h (csasn__set_threads). */
+#ifndef CSASN_KERNELS_PARALLEL_H
+#define CSASN_KERNELS_PARALLEL_H
+
+/* One part of a job: part in 0..nparts-1, each writing outputs of its own. */
+typedef void (*csasn__task_fn)(void *ctx, int part, int nparts);
+
+/* Runs fn(ctx, part, n) for part = 0..n-1, n = min(parts, threads), part 0
+ * on the calling thread; returns when every part is done. Returns n (1:
+ * fn(ctx, 0, 1) ran alone). */
+int csasn__parallel(csasn__task_fn fn, void *ctx, int parts);
+
+#endif
