@@ -31,6 +31,11 @@ extern "C" {
 #define CSASN_MAX_DIM           (1u << 24)
 #define CSASN_MAX_IMAGE_PIXELS  (100u * 1000u * 1000u) /* 100 megapixels */
 #define CSASN_MAX_IMAGE_SIDE    65535u
+#define CSASN_MAX_IMAGE_BYTES   (256u * 1024u * 1024u) /* 256 MiB: an image file (CLI, API, page) */
+/* Working memory of one decode, estimated from the header before decoding
+ * (the decoder's buffers for that format, depth, channels and interlacing,
+ * plus the resize buffers) and enforced while stb_image allocates. */
+#define CSASN_MAX_DECODE_BYTES  (1024u * 1024u * 1024u) /* 1 GiB */
 
 typedef struct csasn_model csasn_model;
 
