@@ -294,6 +294,7 @@ typedef struct {
     int cw, chh;           /* blocks of the padded MCU grid stb allocates */
     uint64_t *nz;          /* progressive only: [chh][cw] non-zero masks */
     unsigned scans;
+    unsigned refined;      /* coefficient positions of its AC refinement scans */
 } comp_info;
 
 typedef struct {
@@ -435,9 +436,14 @@ static const char *scan(jpeg_state *js, const uint8_t *p, size_t n, size_t s0, s
             return csasn__errf("corrupt JPEG: scan %u refers to component %u, which the frame does not have", no, id);
         order[i] = c;
         if (++js->c[c].scans > CSASN__JPEG_MAX_SCANS_PER_COMPONENT)
-            return csasn__errf("unsupported JPEG: component %d is in more than %d scans (real encoders write "
-                               "at most about 10; refused to bound the decoding time)",
+            return csasn__errf("unsupported JPEG: component %d is in more than %d scans (libjpeg's progression "
+                               "uses 6; refused to bound the decoding time)",
                                c, CSASN__JPEG_MAX_SCANS_PER_COMPONENT);
+        if (js->progressive && ss > 0 && ah > 0 &&
+            (js->c[c].refined += se - ss + 1) > CSASN__JPEG_MAX_REFINED_PER_COMPONENT)
+            return csasn__errf("unsupported JPEG: the refinement scans of component %d cover more than %d "
+                               "coefficient positions (4 passes; libjpeg's progression makes 2; refused to bound "
+                               "the decoding time)", c, CSASN__JPEG_MAX_REFINED_PER_COMPONENT);
         /* A table the scan decodes with must have been defined: stb_image
          * 2.27 does not zero its tables and would decode with whatever the
          * memory holds. */

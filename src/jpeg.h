@@ -11,6 +11,12 @@
  * cost grows with every scan (it visits every block of the component), so a
  * file of hundreds of empty refinement scans is refused instead. */
 #define CSASN__JPEG_MAX_SCANS_PER_COMPONENT 16
+/* stb_image spends most of a progressive decode in AC refinement scans, where
+ * it visits every coefficient of the band in every block, even in an empty
+ * scan. Per component, the bands of all refinement scans may cover at most
+ * this many coefficient positions: 4 full passes over 1..63 (libjpeg's
+ * default progression makes 2 for luma, 1 for each chroma component). */
+#define CSASN__JPEG_MAX_REFINED_PER_COMPONENT (4 * 63)
 
 typedef struct {
     int w, h;              /* frame size */

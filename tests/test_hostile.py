@@ -245,6 +245,47 @@ def test_valid_images():
                 os.path.join(HOSTILE, "valid", "gray.png"), None)
 
 
+def test_decode_memory():
+    """Mid-size files of the formats whose decode memory has the most parts
+    (interlaced 16-bit RGBA, palette and colour-key transparency, progressive
+    and subsampled JPEG, GIF, 32-bit BMP): the estimate made from the header
+    bounds what stb_image allocates (check_decode_bytes), and the pixels are
+    still PIL's."""
+    sys.path.insert(0, HOSTILE)
+    import make_corpus as M
+    S, mean, std = meta()
+    d = os.path.join(LARGE, "mem")
+    os.makedirs(d, exist_ok=True)
+    g = M.scan(1200, 900, 31)
+    im = Image.fromarray(g)
+    rgb = Image.merge("RGB", (im, im.point(lambda v: v // 2 + 60), im.point(lambda v: 255 - v)))
+    g16 = g.astype(np.uint16) * 257
+    files = {
+        # PIL keeps 8 bits of 16-bit colour: half a level, 0.0087 after normalisation
+        "rgba16_interlaced.png": (M.png_interlaced(np.stack([g16, g16 // 2, 65535 - g16, g16], -1), 6, 16), 0.01),
+        "gray16_interlaced.png": (M.png_interlaced(g16, 0, 16), 1e-5),
+        "palette_trns.png": (M.png_bytes(im.convert("P", palette=Image.ADAPTIVE), transparency=0), 1e-5),
+        "rgb_trns.png": (M.png_bytes(rgb, transparency=(0, 0, 0)), 1e-5),
+        "progressive_420.jpg": (M.enc(rgb, "JPEG", quality=90, progressive=True), 0.05),
+        "baseline_444.jpg": (M.enc(rgb, "JPEG", quality=90, subsampling=0), 0.05),
+        "gray_progressive.jpg": (M.enc(im, "JPEG", quality=90, progressive=True), 0.05),
+        "screen.gif": (M.enc(im, "GIF"), 1e-5),
+        "rgba32.bmp": (M.enc(Image.merge("RGBA", (im, im, im, im)), "BMP"), 1e-5),
+    }
+    for name, (data, tol) in files.items():
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        c, why, info = engine_input(MODEL, path, S)
+        if c is None:
+            L.check(f"decode memory {name}", False, why)
+            continue
+        check_decode_bytes(f"decode memory {name} (1200x900)", info)
+        diff = float(np.abs(c - P.resize_normalize(P.load_gray(data), None, S, mean, std)).max())
+        L.check(f"decode memory {name}: engine input == Python twin (max diff {diff:.2g} <= {tol})", diff <= tol,
+                f"max |C - Python| = {diff}")
+
+
 def peak_rss_mb(args, timeout):
     """Runs the CLI in a child python so that RUSAGE_CHILDREN is this run's own peak."""
     code = ("import resource, subprocess, sys\n"
@@ -281,6 +322,9 @@ def test_large():
         ok = (rc == 0 and len(rows) == 1 and "probs" in rows[0]
               and (rows[0].get("image_w"), rows[0].get("image_h")) == (e["w"], e["h"]))
         L.check(name + f" in {dt:.1f} s, peak RSS {rss:.0f} MB", ok, f"exit {rc}: {(out + err)[:300]}")
+        S = meta()[0]
+        _, why, info = engine_input(MODEL, path, S, timeout=T_LARGE)
+        check_decode_bytes(f"large {e['file']}", info) if info else L.check(f"large {e['file']}: preprocess", False, why)
         if SANITIZED:
             continue
         # Memory: the decoder needs the 8-bit pixels (1 byte/px for gray) plus its own
@@ -438,6 +482,7 @@ def main():
     test_regressions()
     test_metadata_sweep()
     test_valid_images()
+    test_decode_memory()
     test_real_image_reencoded()
     test_large()
     return L.exit_code()

@@ -445,6 +445,17 @@ def png_raw_interlaced(g):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def png_interlaced(a, color, depth):
+    """Adam7 PNG of a [h, w] or [h, w, c] uint8/uint16 array, written by hand."""
+    h, w = a.shape[:2]
+    dt = ">u2" if depth == 16 else "u1"
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b"".join(b"\0" + a[y, x0::dx].astype(dt).tobytes()
+                   for x0, y0, dx, dy in passes if x0 < w for y in range(y0, h, dy))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 1))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def jpeg_strip_app14(data):
     """Drops the Adobe APP14 segment (colour transform) of a JPEG."""
     b, pos, out = data, 2, bytearray(data[:2])
@@ -605,11 +616,11 @@ class BitWriter:
         return bytes(out)
 
 
-def jpeg_scan_bomb(w, h, n_scans):
-    """A progressive gray JPEG of n_scans empty AC scans (one first scan, then
-    refinements), each covering every block with end-of-band runs: a few
+def jpeg_scan_bomb(w, h, n_scans, n_first=1):
+    """A progressive gray JPEG of n_scans empty AC scans (n_first first scans,
+    then refinements), each covering every block with end-of-band runs: a few
     bytes a scan, while stb_image visits all 63 coefficients of every block
-    for each one."""
+    for each refinement."""
     blocks = ((w + 7) // 8) * ((h + 7) // 8)
     # EOBr symbols r << 4 (run 2^r + r extra bits), all with 4-bit codes
     syms = {r << 4: 4 for r in range(15)}
@@ -619,7 +630,7 @@ def jpeg_scan_bomb(w, h, n_scans):
     out += b"\xFF\xC2" + struct.pack(">HBHHB", 11, 8, h, w, 1) + bytes([1, 0x11, 0])
     out += huff_segment(1, 0, syms)
     for i in range(n_scans):
-        ah, al = (0, 1) if i == 0 else (1, 0)
+        ah, al = (0, 1) if i < n_first else (1, 0)
         out += b"\xFF\xDA" + struct.pack(">HB", 8, 1) + bytes([1, 0x00, 1, 63, ah << 4 | al])
         bw, left = BitWriter(), blocks
         while left:
@@ -789,6 +800,8 @@ def decoder_rejects():
     add("scan_bomb.jpg", jpeg_scan_bomb(2048, 2048, 200),
         "4 KB progressive 2048x2048 JPEG of 200 empty refinement scans (each costs stb_image a pass "
         "over all 65536 blocks)", ["scans"])
+    add("scan_count.jpg", jpeg_scan_bomb(256, 256, 17, 17),
+        "progressive JPEG whose one component is in 17 scans (at most 16 are allowed)", ["17", "16 scans"])
     for m, kind in ((0xC3, "lossless"), (0xC5, "hierarchical"), (0xC9, "arithmetic")):
         add(f"sof_{kind}.jpg", jpeg_patch_sof(jpg, m), f"JPEG whose frame header says {kind} (SOF {m:#x})",
             ["unsupported jpeg variant"])
