@@ -217,7 +217,8 @@ class Classifier {
     };
   }
 
-  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in decoded-image pixels. */
+  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in pixels of the upright image
+   *  (the EXIF orientation applied, as browsers show it); result.image is its size. */
   async classify(imageBytes, options = {}) {
     return this.classifySync(imageBytes, options);
   }

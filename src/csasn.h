@@ -40,7 +40,7 @@ extern "C" {
 typedef struct csasn_model csasn_model;
 
 typedef struct {
-    int x, y, w, h;            /* pixels of the decoded image; w,h > 0 */
+    int x, y, w, h;            /* pixels of the upright image (EXIF orientation applied); w,h > 0 */
 } csasn_roi;
 
 typedef struct {
@@ -54,7 +54,7 @@ typedef struct {
     int att_h, att_w;          /*   (NULL/0 when the model has no attention stage) */
     const float *mask;         /* [mask_h][mask_w], lesion probability, NULL if no head */
     int mask_h, mask_w;
-    int image_w, image_h;      /* decoded image size (csasn_classify only) */
+    int image_w, image_h;      /* upright image size (csasn_classify only) */
 } csasn_result;
 /* The pointers in a csasn_result point into the model's own buffers: they are
  * valid until the next forward pass or csasn_model_free(). */
@@ -73,10 +73,12 @@ int csasn_input_size(const csasn_model *m);                /* S: input is 3 x S 
 /* The whole metadata block as one JSON object (what `csasn info` prints). */
 const char *csasn_model_info_json(const csasn_model *m);
 
-/* Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM, 8 or 16 bit) -> normalised input
- * tensor out[3][S][S] (planar, channel-first, as PyTorch). roi may be NULL (the
- * whole image). Gray is replicated to 3 channels; colour is converted to gray
- * first (ultrasound is gray; BT.601 luma), alpha is ignored. */
+/* Image bytes (PNG, JPEG, BMP, GIF, binary PGM/PPM, 8 or 16 bit) -> normalised
+ * input tensor out[3][S][S] (planar, channel-first, as PyTorch). The image is
+ * first turned upright by its EXIF orientation (JPEG, PNG eXIf), as browsers
+ * show it; roi (NULL: the whole image) and *image_w, *image_h are in upright
+ * pixels. Gray is replicated to 3 channels; colour is converted to gray first
+ * (ultrasound is gray; BT.601 luma), alpha is ignored. */
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h);
 

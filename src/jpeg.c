@@ -304,6 +304,7 @@ typedef struct {
     unsigned defined;      /* bit 4 * class + id */
     unsigned restart;      /* DRI interval, 0 = none */
     unsigned scans;
+    int headers_only;      /* first pass: markers and headers, no entropy-coded data */
 } jpeg_state;
 
 static const char *frame_header(jpeg_state *js, csasn__jpeg_info *info, const uint8_t *p, size_t pos, size_t seg,
@@ -354,7 +355,7 @@ static const char *frame_header(jpeg_state *js, csasn__jpeg_info *info, const ui
         c->bh = (int)((cy + 7) / 8);
         c->cw = js->mcux * c->h;
         c->chh = js->mcuy * c->v;
-        if (js->progressive) {
+        if (js->progressive && !js->headers_only) {
             c->nz = calloc((size_t)c->cw * (size_t)c->chh, sizeof *c->nz);
             if (!c->nz)
                 return "out of memory checking the JPEG";
@@ -457,6 +458,8 @@ static const char *scan(jpeg_state *js, const uint8_t *p, size_t n, size_t s0, s
             return csasn__errf("corrupt JPEG: Huffman table of scan %u has more codes than its lengths allow", no);
     }
 
+    if (js->headers_only)
+        return NULL;
     bitreader b = {p, data, n, 0, 0, 0};
     comp_info *c0 = &js->c[order[0]];
     uint64_t mcus = ns == 1 ? (uint64_t)c0->bw * (uint64_t)c0->bh : (uint64_t)js->mcux * (uint64_t)js->mcuy;
@@ -654,8 +657,18 @@ const char *csasn__jpeg_check(const uint8_t *p, size_t n, csasn__jpeg_info *info
     jpeg_state *js = calloc(1, sizeof *js);
     if (!js)
         return "out of memory checking the JPEG";
+    /* Two passes: the headers first (every scan counted, every table and
+     * marker checked, the entropy-coded data only skipped), so that a file
+     * over the scan bounds costs nothing; then the same walk decoding the
+     * scans' data. */
     memset(info, 0, sizeof *info);
+    js->headers_only = 1;
     const char *err = walk(js, p, n, info);
+    if (!err) {
+        memset(js, 0, sizeof *js);
+        memset(info, 0, sizeof *info);
+        err = walk(js, p, n, info);
+    }
     for (int i = 0; i < 4; i++)
         free(js->c[i].nz);
     free(js);
