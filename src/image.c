@@ -366,7 +366,7 @@ static const char *check_png(const uint8_t *p, size_t n, image_header *hd)
 static const char *check_jpeg(const uint8_t *p, size_t n, image_header *hd)
 {
     csasn__jpeg_info ji;
-    const char *err = csasn__jpeg_check(p, n, &ji);
+    const char *err = csasn__jpeg_check(p, n, &ji, 0);   /* headers; the scans' data before decoding */
     if (err)
         return err;
     hd->w = ji.w;
@@ -1004,6 +1004,11 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
                            h, hd.what, (unsigned long long)((hd.mem + mine + (1u << 20) - 1) >> 20),
                            (unsigned)(CSASN_MAX_DECODE_BYTES >> 20));
 
+    /* The JPEG's entropy-coded data, walked once the header has passed
+     * every cheap check (the ROI, the memory). */
+    csasn__jpeg_info ji;
+    if (!strcmp(fmt, "JPEG") && (err = csasn__jpeg_check(p, len, &ji, 1)) != NULL)
+        return err;
     raster ras = hd.ras;
     void *pix = NULL;
     if (!hd.own) {

@@ -652,23 +652,14 @@ static const char *walk(jpeg_state *js, const uint8_t *p, size_t n, csasn__jpeg_
     return NULL;
 }
 
-const char *csasn__jpeg_check(const uint8_t *p, size_t n, csasn__jpeg_info *info)
+const char *csasn__jpeg_check(const uint8_t *p, size_t n, csasn__jpeg_info *info, int entropy)
 {
     jpeg_state *js = calloc(1, sizeof *js);
     if (!js)
         return "out of memory checking the JPEG";
-    /* Two passes: the headers first (every scan counted, every table and
-     * marker checked, the entropy-coded data only skipped), so that a file
-     * over the scan bounds costs nothing; then the same walk decoding the
-     * scans' data. */
     memset(info, 0, sizeof *info);
-    js->headers_only = 1;
+    js->headers_only = !entropy;
     const char *err = walk(js, p, n, info);
-    if (!err) {
-        memset(js, 0, sizeof *js);
-        memset(info, 0, sizeof *info);
-        err = walk(js, p, n, info);
-    }
     for (int i = 0; i < 4; i++)
         free(js->c[i].nz);
     free(js);

@@ -32,13 +32,15 @@ typedef struct {
 } csasn__jpeg_info;
 
 /* Walks p[n] (which starts with FF D8 FF) marker by marker up to the
- * end-of-image marker and decodes the entropy-coded data of every scan far
- * enough to know that it holds every block the frame needs (a cut scan is an
- * error, whatever follows it). Refuses what stb_image 2.27 would decode
- * differently from libjpeg or unsafely: unsupported variants (arithmetic,
- * lossless, hierarchical, 12-bit), over-long Huffman tables, tables a scan
- * uses but no DHT defines, ambiguous colour transforms, too many scans.
- * Returns NULL and fills *info, or an error message. */
-const char *csasn__jpeg_check(const uint8_t *p, size_t n, csasn__jpeg_info *info);
+ * end-of-image marker, and with entropy != 0 decodes the entropy-coded data
+ * of every scan far enough to know that it holds every block the frame needs
+ * (a cut scan is an error, whatever follows it). Refuses what stb_image 2.27
+ * would decode differently from libjpeg or unsafely: unsupported variants
+ * (arithmetic, lossless, hierarchical, 12-bit), over-long Huffman tables,
+ * tables a scan uses but no DHT defines, ambiguous colour transforms, too
+ * many scans. Without entropy the walk only skips the scans' data: cheap, and
+ * enough to refuse a file over the scan bounds; call it first, then with
+ * entropy before decoding. Returns NULL and fills *info, or an error message. */
+const char *csasn__jpeg_check(const uint8_t *p, size_t n, csasn__jpeg_info *info, int entropy);
 
 #endif
