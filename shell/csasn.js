@@ -29,6 +29,10 @@ const R = {
   attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
 };
 
+const INT32_MIN = -2147483648, INT32_MAX = 2147483647;
+// CSASN_MAX_IMAGE_BYTES of src/csasn.h: the one image-size limit of the CLI, this API and the page.
+export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 function toU8(bytes, what) {
@@ -213,7 +217,8 @@ class Classifier {
     };
   }
 
-  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in decoded-image pixels. */
+  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in pixels of the upright image
+   *  (the EXIF orientation applied, as browsers show it); result.image is its size. */
   async classify(imageBytes, options = {}) {
     return this.classifySync(imageBytes, options);
   }
@@ -223,9 +228,17 @@ class Classifier {
     const img = toU8(imageBytes, 'image');
     const roi = options.roi || null;
     if (roi) {
+      // The engine takes int32: anything else would wrap on the way in (2^32 + 10 -> 10).
       for (const k of ['x', 'y', 'w', 'h']) {
-        if (!Number.isInteger(roi[k])) throw new Error(`roi.${k} must be an integer (got ${roi[k]})`);
+        const v = roi[k];
+        if (!Number.isInteger(v) || v < INT32_MIN || v > INT32_MAX) {
+          throw new Error(`roi.${k} must be an integer in [${INT32_MIN}, ${INT32_MAX}] (got ${v})`);
+        }
       }
+    }
+    if (img.length > MAX_IMAGE_BYTES) {
+      // Refused before the copy into wasm memory, with the engine's own words.
+      throw new Error(`image is ${img.length} bytes: over the ${MAX_IMAGE_BYTES / 1048576} MiB limit`);
     }
     const m = this._m;
     const buf = this._copyIn(img);

@@ -31,11 +31,16 @@ extern "C" {
 #define CSASN_MAX_DIM           (1u << 24)
 #define CSASN_MAX_IMAGE_PIXELS  (100u * 1000u * 1000u) /* 100 megapixels */
 #define CSASN_MAX_IMAGE_SIDE    65535u
+#define CSASN_MAX_IMAGE_BYTES   (256u * 1024u * 1024u) /* 256 MiB: an image file (CLI, API, page) */
+/* Working memory of one decode, estimated from the header before decoding
+ * (the decoder's buffers for that format, depth, channels and interlacing,
+ * plus the resize buffers) and enforced while stb_image allocates. */
+#define CSASN_MAX_DECODE_BYTES  (1024u * 1024u * 1024u) /* 1 GiB */
 
 typedef struct csasn_model csasn_model;
 
 typedef struct {
-    int x, y, w, h;            /* pixels of the decoded image; w,h > 0 */
+    int x, y, w, h;            /* pixels of the upright image (EXIF orientation applied); w,h > 0 */
 } csasn_roi;
 
 typedef struct {
@@ -49,7 +54,7 @@ typedef struct {
     int att_h, att_w;          /*   (NULL/0 when the model has no attention stage) */
     const float *mask;         /* [mask_h][mask_w], lesion probability, NULL if no head */
     int mask_h, mask_w;
-    int image_w, image_h;      /* decoded image size (csasn_classify only) */
+    int image_w, image_h;      /* upright image size (csasn_classify only) */
 } csasn_result;
 /* The pointers in a csasn_result point into the model's own buffers: they are
  * valid until the next forward pass or csasn_model_free(). */
@@ -70,12 +75,19 @@ int csasn_input_size(const csasn_model *m);                /* S: input is 3 x S 
  * or "mixed") and "file_bytes" (what `csasn info` prints). */
 const char *csasn_model_info_json(const csasn_model *m);
 
-/* Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM, 8 or 16 bit) -> normalised input
- * tensor out[3][S][S] (planar, channel-first, as PyTorch). roi may be NULL (the
- * whole image). Gray is replicated to 3 channels; colour is converted to gray
- * first (ultrasound is gray; BT.601 luma), alpha is ignored. */
+/* Image bytes (PNG, JPEG, BMP, GIF, binary PGM/PPM, 8 or 16 bit) -> normalised
+ * input tensor out[3][S][S] (planar, channel-first, as PyTorch). The image is
+ * first turned upright by its EXIF orientation (JPEG, PNG eXIf), as browsers
+ * show it; roi (NULL: the whole image) and *image_w, *image_h are in upright
+ * pixels. Gray is replicated to 3 channels; colour is converted to gray first
+ * (ultrasound is gray; BT.601 luma), alpha is ignored. */
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h);
+
+/* Decoder memory of the last image decoded on this thread: the estimate from
+ * its header (what the decode-memory limit is checked against) and the peak the
+ * decoder actually allocated (0 for formats read in place). */
+void csasn_decode_stats(uint64_t *estimate, uint64_t *peak);
 
 /* Forward pass on a preprocessed input[3][S][S]. */
 const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res);

@@ -34,7 +34,7 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib as L  # noqa: E402
@@ -157,13 +157,15 @@ def test_reject_models():
 
 # ------------------------------------------------------------------ valid
 
-def engine_input(model, path, S, timeout=T_REJECT):
+def engine_input(model, path, S, timeout=T_REJECT, roi=None):
+    """-> (input tensor [3, S, S], None, the preprocess JSON line) or (None, why, None)."""
     out = os.path.join(LARGE, "input.f32")
     os.makedirs(LARGE, exist_ok=True)
-    rc, o, err = run(["preprocess", "--model", model, "--out", out, path], timeout=timeout)
+    args = ["preprocess", "--model", model, "--out", out] + (["--roi", ",".join(map(str, roi))] if roi else [])
+    rc, o, err = run(args + [path], timeout=timeout)
     if rc != 0:
-        return None, f"preprocess exit {rc}: {(o + err)[:300]}"
-    return np.fromfile(out, dtype="<f4").reshape(3, S, S), None
+        return None, f"preprocess exit {rc}: {(o + err)[:300]}", None
+    return np.fromfile(out, dtype="<f4").reshape(3, S, S), None, json.loads(o)
 
 
 def classify_ok(name, model, path, size, timeout=T_REJECT):
@@ -188,14 +190,31 @@ def meta():
     return m["csasn.input_size"], m["csasn.mean"], m["csasn.std"]
 
 
+def upright_size(path):
+    """The size PIL reports once the EXIF orientation is applied (JPEG, PNG)."""
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).size if im.format in ("JPEG", "PNG") else im.size
+
+
+def check_decode_bytes(name, info):
+    """The decode-memory estimate (what the limit is checked against) must
+    bound what stb_image really allocated, and not by much: 25% + 64 KiB (its
+    decoder states, probed whatever the format, are ~35 KB)."""
+    d = info.get("decode_bytes") if info else None
+    if not d:
+        return L.check(f"{name}: decode_bytes reported", False, str(info)[:200])
+    est, peak = d["estimate"], d["peak"]
+    return L.check(f"{name}: decode memory peak {peak} <= estimate {est} <= 1.25 peak + 64 KiB",
+                   peak <= est <= 1.25 * peak + 65536, str(d))
+
+
 def test_valid_images():
     S, mean, std = meta()
     for e in CORPUS["images"]:
         if e["kind"] != "valid":
             continue
         path = os.path.join(HOSTILE, e["file"])
-        with Image.open(path) as im:
-            size = im.size
+        size = upright_size(path)
         r = classify_ok(f"valid {e['file']} classifies ({e['what']})", MODEL, path, size)
         if r is None:
             continue
@@ -203,20 +222,68 @@ def test_valid_images():
         # rounding of the resize sums; tests/test_preprocess.py's bound). JPEG:
         # PIL (libjpeg) and stb_image use different IDCTs / chroma upsampling,
         # about one grey level apart = 1/255/0.225 = 0.017 after normalisation;
-        # 0.05 leaves room for a level or two more at edges.
-        c, why = engine_input(MODEL, path, S)
-        if c is None:
-            L.check(f"valid {e['file']}: input tensor", False, why)
-            continue
+        # 0.05 leaves room for a level or two more at edges. Files where PIL
+        # rounds (PNM maxval) carry their own bound in the corpus ("tol").
+        tol = e.get("tol", 0.05 if e["file"].endswith(".jpg") else 1e-5)
         with open(path, "rb") as f:
-            py = P.resize_normalize(P.load_gray(f.read()), None, S, mean, std)   # PIL decodes
-        tol = 0.05 if e["file"].endswith(".jpg") else 1e-5
-        d = float(np.abs(c - py).max())
-        L.check(f"valid {e['file']}: engine input == Python twin (max diff {d:.2g} <= {tol})", d <= tol,
-                f"max |C - Python| = {d}")
+            gray = P.load_gray(f.read())   # PIL decodes
+        # EXIF files: a ROI too, in upright pixels, must crop the same region.
+        rois = [None] + ([(5, 7, 30, 20)] if "orientation" in e else [])
+        for roi in rois:
+            c, why, info = engine_input(MODEL, path, S, roi=roi)
+            if c is None:
+                L.check(f"valid {e['file']}: input tensor (roi {roi})", False, why)
+                continue
+            py = P.resize_normalize(gray, roi, S, mean, std)
+            d = float(np.abs(c - py).max())
+            L.check(f"valid {e['file']}: engine input == Python twin, roi {roi} (max diff {d:.2g} <= {tol})",
+                    d <= tol, f"max |C - Python| = {d}")
+            if roi is None:
+                check_decode_bytes(f"valid {e['file']}", info)
     # fp16 model on the same files: loads and classifies.
     classify_ok("valid model_tiny_f16.csasn classifies", MODEL16,
                 os.path.join(HOSTILE, "valid", "gray.png"), None)
+
+
+def test_decode_memory():
+    """Mid-size files of the formats whose decode memory has the most parts
+    (interlaced 16-bit RGBA, palette and colour-key transparency, progressive
+    and subsampled JPEG, GIF, 32-bit BMP): the estimate made from the header
+    bounds what stb_image allocates (check_decode_bytes), and the pixels are
+    still PIL's."""
+    sys.path.insert(0, HOSTILE)
+    import make_corpus as M
+    S, mean, std = meta()
+    d = os.path.join(LARGE, "mem")
+    os.makedirs(d, exist_ok=True)
+    g = M.scan(1200, 900, 31)
+    im = Image.fromarray(g)
+    rgb = Image.merge("RGB", (im, im.point(lambda v: v // 2 + 60), im.point(lambda v: 255 - v)))
+    g16 = g.astype(np.uint16) * 257
+    files = {
+        # PIL keeps 8 bits of 16-bit colour: half a level, 0.0087 after normalisation
+        "rgba16_interlaced.png": (M.png_interlaced(np.stack([g16, g16 // 2, 65535 - g16, g16], -1), 6, 16), 0.01),
+        "gray16_interlaced.png": (M.png_interlaced(g16, 0, 16), 1e-5),
+        "palette_trns.png": (M.png_bytes(im.convert("P", palette=Image.ADAPTIVE), transparency=0), 1e-5),
+        "rgb_trns.png": (M.png_bytes(rgb, transparency=(0, 0, 0)), 1e-5),
+        "progressive_420.jpg": (M.enc(rgb, "JPEG", quality=90, progressive=True), 0.05),
+        "baseline_444.jpg": (M.enc(rgb, "JPEG", quality=90, subsampling=0), 0.05),
+        "gray_progressive.jpg": (M.enc(im, "JPEG", quality=90, progressive=True), 0.05),
+        "screen.gif": (M.enc(im, "GIF"), 1e-5),
+        "rgba32.bmp": (M.enc(Image.merge("RGBA", (im, im, im, im)), "BMP"), 1e-5),
+    }
+    for name, (data, tol) in files.items():
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        c, why, info = engine_input(MODEL, path, S)
+        if c is None:
+            L.check(f"decode memory {name}", False, why)
+            continue
+        check_decode_bytes(f"decode memory {name} (1200x900)", info)
+        diff = float(np.abs(c - P.resize_normalize(P.load_gray(data), None, S, mean, std)).max())
+        L.check(f"decode memory {name}: engine input == Python twin (max diff {diff:.2g} <= {tol})", diff <= tol,
+                f"max |C - Python| = {diff}")
 
 
 def peak_rss_mb(args, timeout):
@@ -255,6 +322,9 @@ def test_large():
         ok = (rc == 0 and len(rows) == 1 and "probs" in rows[0]
               and (rows[0].get("image_w"), rows[0].get("image_h")) == (e["w"], e["h"]))
         L.check(name + f" in {dt:.1f} s, peak RSS {rss:.0f} MB", ok, f"exit {rc}: {(out + err)[:300]}")
+        S = meta()[0]
+        _, why, info = engine_input(MODEL, path, S, timeout=T_LARGE)
+        check_decode_bytes(f"large {e['file']}", info) if info else L.check(f"large {e['file']}: preprocess", False, why)
         if SANITIZED:
             continue
         # Memory: the decoder needs the 8-bit pixels (1 byte/px for gray) plus its own
@@ -412,6 +482,7 @@ def main():
     test_regressions()
     test_metadata_sweep()
     test_valid_images()
+    test_decode_memory()
     test_real_image_reencoded()
     test_large()
     return L.exit_code()

@@ -146,6 +146,36 @@ lines = [json.loads(x) for x in p.stdout.splitlines()]
 L.check("missing_image_file", p.returncode == 2 and len(lines) == 2 and "no such file" in lines[0].get("error", "").lower()
         and "probs" in lines[1], f"status {p.returncode}: {p.stdout[:300]}")
 
+# A file name that is not UTF-8: the JSON line must still be valid UTF-8 JSON, and the
+# name must come back exactly (bytes that are not UTF-8 are escaped as \udcXX, Python's
+# surrogateescape, so os.fsencode() restores them); a well-formed multibyte name passes as is.
+for raw in (b"scan-\xff\xfe-\xc3(.png", "échographie-甲状腺.png".encode()):
+    bpath = os.path.join(os.fsencode(WORK), raw)
+    with open(good[0], "rb") as f, open(bpath, "wb") as g:
+        g.write(f.read())
+    p = subprocess.run([os.fsencode(T.CSASN), b"classify", b"--model", os.fsencode(MODEL), bpath],
+                       capture_output=True, timeout=600)
+    try:
+        r = json.loads(p.stdout.decode("utf-8"))   # strict: invalid UTF-8 raises
+        back = os.fsencode(r["image"])
+    except (UnicodeDecodeError, ValueError, KeyError) as e:
+        r, back = {}, repr(e)
+    L.check(f"file name {raw!r}: JSON line is valid UTF-8 and gives back the name", p.returncode == 0
+            and back == bpath and "probs" in r, f"status {p.returncode}: {p.stdout[:200]!r} -> {back!r}")
+    os.remove(bpath)
+
+# One image-size limit (CSASN_MAX_IMAGE_BYTES = 256 MiB, as the API and the page): a file of
+# exactly the limit is read (and refused as what it is), one byte more is refused for its size.
+for size, words in ((256 << 20, "not an image"), ((256 << 20) + 1, "larger than the 256 mib limit")):
+    path = os.path.join(WORK, f"size-{size}.bin")
+    with open(path, "wb") as f:
+        f.truncate(size)   # sparse: zeros
+    p = run(["classify", "--model", MODEL, path])
+    os.remove(path)
+    r = json.loads(p.stdout) if p.stdout.strip() else {}
+    L.check(f"image file of {size} bytes: {words}", p.returncode == 1 and words in r.get("error", "").lower(),
+            f"status {p.returncode}: {p.stdout[:200]}")
+
 # --- the same picture in every lossless format classifies identically
 rgb = np.stack([gray] * 3, -1)
 variants = {

@@ -197,6 +197,23 @@ async function main() {
   let roiErr = null;
   try { await c.classify(fs.readFileSync(images[0]), { roi: { x: 5000, y: 0, w: 10, h: 10 } }); } catch (e) { roiErr = e.message; }
   check('roi outside the image rejects', !!roiErr, 'resolved');
+  // ROI values the engine's int32 cannot hold are refused by the API, not wrapped (2^32 + 10
+  // would be analysed as 10, 1e300 as 0); the int32 extremes reach the engine, which answers
+  // for its own range (no overlap).
+  const img0 = fs.readFileSync(images[0]);
+  for (const bad of [2 ** 32 + 10, 1e300, -(2 ** 31) - 1, 2 ** 31, 2.5, NaN, Infinity, '5']) {
+    let msg = null;
+    try { await c.classify(img0, { roi: { x: bad, y: 0, w: 10, h: 10 } }); } catch (e) { msg = e.message; }
+    check(`roi.x = ${String(bad)} rejects as outside int32`, /roi\.x must be an integer in \[-2147483648, 2147483647\]/.test(msg || ''), msg);
+  }
+  let edge = null;
+  try { await c.classify(img0, { roi: { x: 2 ** 31 - 1, y: 0, w: 10, h: 10 } }); } catch (e) { edge = e.message; }
+  check('roi.x = 2^31 - 1 reaches the engine (no overlap)', /does not overlap/.test(edge || ''), edge);
+  // One image-size limit (CSASN_MAX_IMAGE_BYTES), refused before the copy into wasm memory.
+  const { MAX_IMAGE_BYTES } = await loadApi();
+  let big = null;
+  try { await c.classify(new Uint8Array(MAX_IMAGE_BYTES + 1)); } catch (e) { big = e.message; }
+  check('an image of 256 MiB + 1 byte rejects with the limit', MAX_IMAGE_BYTES === 256 * 2 ** 20 && /over the 256 MiB limit/.test(big || ''), big);
   const again = await c.classify(fs.readFileSync(images[0]));
   check('classifier still works after errors', again.probs.length === info.labels.length);
 

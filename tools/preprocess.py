@@ -27,16 +27,18 @@ import io
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def load_gray(path_or_bytes):
-    """-> float32 [H, W] in [0, 1]. 16-bit gray /65535, 8-bit /255, colour
-    -> BT.601 luma 0.299 R + 0.587 G + 0.114 B computed in float32 (same order
-    as the C code), alpha ignored."""
+    """-> float32 [H, W] in [0, 1], upright: the EXIF orientation of a JPEG or
+    PNG (eXIf) is applied, as the engine and the browsers do. 16-bit gray
+    /65535, 8-bit /255, colour -> BT.601 luma 0.299 R + 0.587 G + 0.114 B
+    computed in float32 (same order as the C code), alpha ignored."""
     src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else path_or_bytes
-    with Image.open(src) as im:
-        im.load()
+    with Image.open(src) as im0:
+        im0.load()
+        im = ImageOps.exif_transpose(im0) if im0.format in ("JPEG", "PNG") else im0
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L", "I"):
             # PIL opens 16-bit gray PNG/PNM as I;16 (or I): values 0..65535.

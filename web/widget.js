@@ -19,7 +19,7 @@
 // Methods: openFile(File), openBytes(ArrayBuffer, name), setRoi({x,y,w,h}|null),
 //          bench(n) -> worker-side ms per classification of the current image.
 
-const MAX_FILE_BYTES = 512 * 1024 * 1024;
+const MAX_FILE_BYTES = 256 * 1024 * 1024; // CSASN_MAX_IMAGE_BYTES (src/csasn.h), as the CLI and the API
 const PREVIEW_MAX_PIXELS = 16e6; // larger scans are shown downscaled (the engine sees all pixels)
 const ACCEPT = 'image/png,image/jpeg,image/bmp,image/gif,image/x-portable-graymap,image/x-portable-pixmap,.png,.jpg,.jpeg,.bmp,.gif,.pgm,.ppm,.pnm';
 

@@ -23,7 +23,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define MAX_IMAGE_BYTES (256u * 1024u * 1024u)
+/* The same limit as the engine, the API and the page (csasn.h). */
+#define MAX_IMAGE_BYTES CSASN_MAX_IMAGE_BYTES
 
 static const char *usage_text =
     "usage: csasn <command> [options]\n"
@@ -128,17 +129,47 @@ static const char *read_file(const char *path, size_t cap, unsigned char **out, 
 
 /* ------------------------------------------------------------------ JSON */
 
-static void json_str(const char *s)
+/* Length of the well-formed UTF-8 sequence at s (1..4), or 0: overlong
+ * forms, surrogates and code points past U+10FFFF are not well-formed. */
+static int utf8_len(const unsigned char *s)
 {
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    int n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+/* A JSON string. File names are bytes, not always UTF-8: a byte that is not
+ * part of a well-formed sequence is written as \udcXX (XX = the byte), the
+ * escape Python's surrogateescape uses, so the line stays valid UTF-8 and
+ * os.fsencode(json.loads(line)["image"]) gives back the exact name. */
+static void json_str(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') { putchar('\\'); putchar(c); }
+    while (*s) {
+        unsigned char c = *s;
+        int n = utf8_len(s);
+        if (n > 1) {
+            fwrite(s, 1, (size_t)n, stdout);
+            s += n;
+            continue;
+        }
+        if (n == 0) printf("\\udc%02x", c);
+        else if (c == '"' || c == '\\') { putchar('\\'); putchar(c); }
         else if (c == '\n') fputs("\\n", stdout);
         else if (c == '\t') fputs("\\t", stdout);
         else if (c == '\r') fputs("\\r", stdout);
         else if (c < 0x20 || c == 0x7F) printf("\\u%04x", c);
         else putchar(c);
+        s++;
     }
     putchar('"');
 }
@@ -572,6 +603,13 @@ static int cmd_dump(const options *o, int preprocess_only)
         for (int i = 0; i < rank; i++)
             printf(i ? ", %d" : "%d", shape[i]);
         printf("], \"image_w\": %d, \"image_h\": %d", iw, ih);
+        if (preprocess_only) {
+            /* what the decode-memory limit was checked against, and what it took */
+            uint64_t est, peak;
+            csasn_decode_stats(&est, &peak);
+            printf(", \"decode_bytes\": {\"estimate\": %llu, \"peak\": %llu}",
+                   (unsigned long long)est, (unsigned long long)peak);
+        }
         if (!o->out) {
             fputs(", \"data\": ", stdout);
             json_floats(data, n);

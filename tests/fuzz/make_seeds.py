@@ -51,6 +51,33 @@ def small_images():
         "huge.png": mc.png_raw(30000, 30000, b"\0" * 16),
         "huge.gif": mc.gif_header(30000, 30000),
     }
+    # The decoders' own paths: EXIF orientation, restart intervals, a many-scan
+    # progression, JPEG colour markers, palette BMPs (OS/2, 4- and 1-bit), PNM
+    # maxval and 16-bit colour, APNG, a hand-written LZW stream.
+    tiff = mc.tiff_orientation(6, big_endian=True)
+    jpg = mc.enc(im, "JPEG", quality=80)
+    rgbj = mc.enc(Image.merge("RGB", (im, im.point(lambda v: v // 2), im)), "JPEG", quality=80)
+    script = "0: 0 0 0 1; 0: 1 5 0 2; 0: 6 63 0 2; 0: 1 63 2 1; 0: 0 0 1 0; 0: 1 63 1 0;"
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write(script)
+        f.flush()
+        scans = mc.tool("jpegtran", "-scans", f.name, "-restart", "1", data=jpg)
+    out.update({
+        "exif6.jpg": mc.enc(im, "JPEG", quality=80, exif=b"Exif\0\0" + tiff),
+        "exif6.png": mc.png_bytes(im, exif=b"Exif\0\0" + tiff),
+        "restart.jpg": mc.tool("jpegtran", "-restart", "1B", data=jpg),
+        "scans_restart.jpg": scans,
+        "ids_rgb.jpg": mc.jpeg_set_component_ids(rgbj, b"RGB"),
+        "adobe1.jpg": mc.jpeg_insert(mc.jpeg_drop(rgbj, 0xE0), mc.app14(1)),
+        "os2.bmp": mc.bmp_palette(g, 8, [(i, i, i) for i in range(256)], os2=True),
+        "pal4.bmp": mc.bmp_palette(g[:, :23] // 16, 4, [(i * 17,) * 3 for i in range(16)]),
+        "pal1.bmp": mc.bmp_palette((g[:15] > 90).astype(np.uint8), 1, [(0, 0, 0), (255, 255, 255)], top_down=True),
+        "maxval100.pgm": b"P5\n24 16\n100\n" + (g.astype(np.uint16) * 100 // 255).astype(np.uint8).tobytes(),
+        "rgb16.ppm": mc.pgm16(np.stack([g16, g16 // 3, g16], -1), rgb=True),
+        "apng.png": mc.png_apng(g, [255 - g], True),
+        "lzw.gif": mc.gif_file(24, 16, mc.lzw_bytes(mc.lzw_codes((g // 4).ravel(), 6)), cs=6, colors=64),
+    })
     return out
 
 

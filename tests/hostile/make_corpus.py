@@ -73,9 +73,9 @@ def chunk(typ, data):
     return struct.pack(">I", len(data)) + typ + data + struct.pack(">I", zlib.crc32(typ + data) & 0xFFFFFFFF)
 
 
-def png_raw(w, h, rows=b"", color=0, depth=8, idat=True):
+def png_raw(w, h, rows=b"", color=0, depth=8, idat=True, interlace=0):
     """A PNG whose IHDR claims w x h (any u32), with `rows` as (filtered) image data."""
-    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, interlace))
     if idat:
         out += chunk(b"IDAT", zlib.compress(rows))
     return out + chunk(b"IEND", b"")
@@ -445,6 +445,17 @@ def png_raw_interlaced(g):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def png_interlaced(a, color, depth):
+    """Adam7 PNG of a [h, w] or [h, w, c] uint8/uint16 array, written by hand."""
+    h, w = a.shape[:2]
+    dt = ">u2" if depth == 16 else "u1"
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b"".join(b"\0" + a[y, x0::dx].astype(dt).tobytes()
+                   for x0, y0, dx, dy in passes if x0 < w for y in range(y0, h, dy))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 1))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def jpeg_strip_app14(data):
     """Drops the Adobe APP14 segment (colour transform) of a JPEG."""
     b, pos, out = data, 2, bytearray(data[:2])
@@ -466,6 +477,439 @@ def jpeg_with_thumbnail(im):
     app1 = b"Exif\0\0" + thumb
     seg = b"\xFF\xE1" + struct.pack(">H", len(app1) + 2) + app1
     return main[:2] + seg + main[2:]
+
+
+# ------------------------------------------------- decoders: hand-made pieces
+
+def tool(*args, data=None):
+    """Runs an encoder of libjpeg-turbo-progs (jpegtran, cjpeg): an independent
+    writer of restart intervals, scan scripts and arithmetic coding."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        argv = [a.replace("@D", d) if isinstance(a, str) else a for a in args]
+        p = subprocess.run(argv, input=data, capture_output=True, check=True)
+        return p.stdout
+
+
+def jpeg_scans(data):
+    """[(start, end)] of the entropy-coded data of each scan of a JPEG."""
+    out, pos = [], 2
+    while pos + 4 <= len(data):
+        m = data[pos + 1]
+        if m == 0xD9:
+            break
+        seg = data[pos + 2] << 8 | data[pos + 3]
+        pos += 2 + seg
+        if m == 0xDA:
+            q = pos
+            while not (data[q] == 0xFF and data[q + 1] not in (0x00, 0xFF) and not 0xD0 <= data[q + 1] <= 0xD7):
+                q += 1
+            out.append((pos, q))
+            pos = q
+    return out
+
+
+def jpeg_cut_scan(data, scan, frac):
+    """The JPEG up to `frac` of scan `scan`'s data, then FF D9: a cut file that
+    still ends like a whole one."""
+    s, e = jpeg_scans(data)[scan]
+    return data[:s + int((e - s) * frac)] + b"\xFF\xD9"
+
+
+def jpeg_short_interval(data, k):
+    """A JPEG with restart markers whose interval k lost half its bytes (the
+    markers all there): stb_image pads the interval with zero bits."""
+    s, e = jpeg_scans(data)[0]
+    rst = [i for i in range(s, e - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+    a, b = rst[k - 1] + 2, rst[k]
+    return data[:a + (b - a) // 2] + data[b:]
+
+
+def jpeg_set_component_ids(data, ids):
+    """Component ids in the frame header and in every scan header."""
+    b = bytearray(data)
+    pos, _ = jpeg_find(b, (0xC0, 0xC1, 0xC2))
+    old = [b[pos + 10 + 3 * i] for i in range(b[pos + 9])]
+    for i, v in enumerate(ids):
+        b[pos + 10 + 3 * i] = v
+    pos = 2
+    while b[pos + 1] != 0xD9:
+        seg = b[pos + 2] << 8 | b[pos + 3]
+        if b[pos + 1] == 0xDA:
+            for j in range(b[pos + 4]):
+                b[pos + 5 + 2 * j] = ids[old.index(b[pos + 5 + 2 * j])]
+            s, e = [x for x in jpeg_scans(bytes(b)) if x[0] == pos + 2 + seg][0]
+            pos = e
+            continue
+        pos += 2 + seg
+    return bytes(b)
+
+
+def jpeg_drop(data, marker):
+    """Drops every segment with this marker before the first scan."""
+    out, pos = bytearray(data[:2]), 2
+    while True:
+        m, seg = data[pos + 1], data[pos + 2] << 8 | data[pos + 3]
+        if m == 0xDA:
+            return bytes(out + data[pos:])
+        if m != marker:
+            out += data[pos:pos + 2 + seg]
+        pos += 2 + seg
+
+
+def jpeg_insert(data, segment):
+    """Inserts a marker segment right after SOI."""
+    return data[:2] + segment + data[2:]
+
+
+def app14(transform):
+    body = b"Adobe" + struct.pack(">HHHB", 100, 0, 0, transform)
+    return b"\xFF\xEE" + struct.pack(">H", len(body) + 2) + body
+
+
+def jpeg_patch_sof(data, marker, precision=None):
+    """Changes the frame header's marker (SOF0 -> another SOFn) and precision."""
+    b = bytearray(data)
+    pos, _ = jpeg_find(b, (0xC0, 0xC1, 0xC2))
+    b[pos + 1] = marker
+    if precision is not None:
+        b[pos + 4] = precision
+    return bytes(b)
+
+
+def tiff_orientation(o, big_endian=False):
+    """A TIFF structure (as in EXIF) whose IFD0 holds ImageWidth then
+    Orientation = o (SHORT); written here, read back by PIL and the engine."""
+    e = ">" if big_endian else "<"
+    head = (b"MM\0*" if big_endian else b"II*\0") + struct.pack(e + "I", 8)
+    ifd = struct.pack(e + "H", 2) + struct.pack(e + "HHII", 0x0100, 4, 1, 64) \
+        + struct.pack(e + "HHIHH", 0x0112, 3, 1, o, 0) + struct.pack(e + "I", 0)
+    return head + ifd
+
+
+def huff_segment(tc, th, lengths):
+    """DHT segment: lengths = {symbol: code length}, canonical order."""
+    counts = [0] * 16
+    for s, l in lengths.items():
+        counts[l - 1] += 1
+    syms = bytes(sorted(lengths, key=lambda s: (lengths[s], s)))
+    body = bytes([tc << 4 | th]) + bytes(counts) + syms
+    return b"\xFF\xC4" + struct.pack(">H", len(body) + 2) + body
+
+
+class BitWriter:
+    def __init__(self):
+        self.bits = []
+
+    def put(self, v, n):
+        self.bits += [(v >> (n - 1 - i)) & 1 for i in range(n)]
+
+    def bytes(self):
+        bits = self.bits + [1] * (-len(self.bits) % 8)   # pad with 1s, as encoders do
+        out = bytearray()
+        for i in range(0, len(bits), 8):
+            byte = int("".join(map(str, bits[i:i + 8])), 2)
+            out.append(byte)
+            if byte == 0xFF:
+                out.append(0)   # byte stuffing
+        return bytes(out)
+
+
+def jpeg_scan_bomb(w, h, n_scans, n_first=1):
+    """A progressive gray JPEG of n_scans empty AC scans (n_first first scans,
+    then refinements), each covering every block with end-of-band runs: a few
+    bytes a scan, while stb_image visits all 63 coefficients of every block
+    for each refinement."""
+    blocks = ((w + 7) // 8) * ((h + 7) // 8)
+    # EOBr symbols r << 4 (run 2^r + r extra bits), all with 4-bit codes
+    syms = {r << 4: 4 for r in range(15)}
+    codes = {s: i for i, s in enumerate(sorted(syms))}
+    out = b"\xFF\xD8"
+    out += b"\xFF\xDB" + struct.pack(">H", 67) + b"\x00" + bytes([1] * 64)
+    out += b"\xFF\xC2" + struct.pack(">HBHHB", 11, 8, h, w, 1) + bytes([1, 0x11, 0])
+    out += huff_segment(1, 0, syms)
+    for i in range(n_scans):
+        ah, al = (0, 1) if i < n_first else (1, 0)
+        out += b"\xFF\xDA" + struct.pack(">HB", 8, 1) + bytes([1, 0x00, 1, 63, ah << 4 | al])
+        bw, left = BitWriter(), blocks
+        while left:
+            r = min(14, left.bit_length() - 1)
+            run = min(left, (1 << r) + (1 << r) - 1)
+            bw.put(codes[r << 4], 4)
+            if r:
+                bw.put(run - (1 << r), r)
+            left -= run
+        out += bw.bytes()
+    return out + b"\xFF\xD9"
+
+
+def lzw_codes(pixels, cs, extra=None):
+    """A GIF LZW stream for `pixels` (palette indices) written with literal
+    codes only (the decoder still grows its table: code sizes follow it), then
+    the codes of `extra` (a callable that gets the encoder state and yields
+    codes), then the end code. -> list of (code, size)."""
+    clear, end = 1 << cs, (1 << cs) + 1
+    out = []
+    st = {"avail": clear + 2, "size": cs + 1, "old": None}
+
+    def emit(code):
+        out.append((code, st["size"]))
+        if code == clear:
+            st.update(avail=clear + 2, size=cs + 1, old=None)
+            return
+        if st["old"] is not None:
+            st["avail"] += 1
+            if st["avail"] & ((1 << st["size"]) - 1) == 0 and st["avail"] <= 0xFFF:
+                st["size"] += 1
+        st["old"] = code
+
+    emit(clear)
+    for p in pixels:
+        if st["avail"] >= 4094:
+            emit(clear)
+        emit(int(p))
+    if extra:
+        for code in extra(st, clear):
+            emit(code)
+    out.append((end, st["size"]))
+    return out
+
+
+def lzw_bytes(codes):
+    acc = nbits = 0
+    out = bytearray()
+    for code, size in codes:
+        acc |= code << nbits
+        nbits += size
+        while nbits >= 8:
+            out.append(acc & 255)
+            acc >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(acc & 255)
+    return bytes(out)
+
+
+def gif_file(w, h, data, cs=8, colors=256):
+    """GIF89a, one w x h image with a gray global palette and this LZW data
+    (cut into sub-blocks)."""
+    bits = max(1, (colors - 1).bit_length())
+    pal = b"".join(bytes((i * 255 // ((1 << bits) - 1),) * 3) for i in range(1 << bits))
+    out = b"GIF89a" + struct.pack("<HHBBB", w, h, 0x80 | (bits - 1), 0, 0) + pal
+    out += b"\x2C" + struct.pack("<HHHHB", 0, 0, w, h, 0) + bytes([cs])
+    for i in range(0, len(data), 255):
+        out += bytes([len(data[i:i + 255])]) + data[i:i + 255]
+    return out + b"\x00\x3B"
+
+
+def lzw_long_chains(limit_bytes):
+    """Extra codes after a complete frame: clear, a literal, then each code the
+    one just being defined (KwKwK), so the chains grow by one pixel a code,
+    up to 4093; repeated until about limit_bytes of data."""
+    def gen(st, clear):
+        total = 0
+        while total < limit_bytes * 8:
+            yield clear
+            yield 0
+            total += 2 * 9
+            while st["avail"] < 4094:
+                total += st["size"]
+                yield st["avail"]
+    return gen
+
+
+def png_apng(g_default, frames, default_in_animation):
+    """APNG of 8-bit gray frames. default_in_animation: an fcTL before IDAT
+    (the default image is frame 0); otherwise the default image is a separate
+    picture and every frame is in fdAT chunks."""
+    h, w = g_default.shape
+    raw = lambda g: zlib.compress(b"".join(b"\0" + row.tobytes() for row in g))
+    fctl = lambda seq: chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, w, h, 0, 0, 1, 10, 0, 0))
+    n = len(frames) + (1 if default_in_animation else 0)
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    out += chunk(b"acTL", struct.pack(">II", n, 0))
+    seq = 0
+    if default_in_animation:
+        out += fctl(seq)
+        seq += 1
+    out += chunk(b"IDAT", raw(g_default))
+    for f in frames:
+        out += fctl(seq)
+        out += chunk(b"fdAT", struct.pack(">I", seq + 1) + raw(f))
+        seq += 2
+    return out + chunk(b"IEND", b"")
+
+
+def png_with_chunk_after_idat(data, typ, body):
+    i = data.index(b"IEND") - 4
+    return data[:i] + chunk(typ, body) + data[i:]
+
+
+def bmp_palette(idx, bpp, palette, os2=False, top_down=False, clr_used=None):
+    """Palette BMP written by hand: idx [h, w] indices, bpp 1/4/8, palette a
+    list of (r, g, b); OS/2 1.x core header (3-byte entries) or Windows
+    BITMAPINFOHEADER (4-byte entries)."""
+    h, w = idx.shape
+    stride = (bpp * w + 31) // 32 * 4
+    rows = []
+    for row in idx:
+        bits = "".join(format(int(v), f"0{bpp}b") for v in row)
+        bits += "0" * (stride * 8 - len(bits))
+        rows.append(int(bits, 2).to_bytes(stride, "big"))
+    if not top_down:
+        rows = rows[::-1]
+    pix = b"".join(rows)
+    if os2:
+        info = struct.pack("<IHHHH", 12, w, h, 1, bpp)
+        pal = b"".join(bytes((b, g, r)) for r, g, b in palette)
+    else:
+        info = struct.pack("<IiiHHIIiiII", 40, w, -h if top_down else h, 1, bpp, 0, len(pix), 2835, 2835,
+                           len(palette) if clr_used is None else clr_used, 0)
+        pal = b"".join(bytes((b, g, r, 0)) for r, g, b in palette)
+    off = 14 + len(info) + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(pix), 0, 0, off) + info + pal + pix
+
+
+def pgm16(g16, maxval=65535, rgb=False):
+    return (b"P6" if rgb else b"P5") + f"\n{g16.shape[1]} {g16.shape[0]}\n{maxval}\n".encode() \
+        + g16.astype(">u2").tobytes()
+
+
+def decoder_rejects():
+    """Files the decoders used to read wrong, or slowly: each must now be an
+    error naming the problem."""
+    g = scan(64, 48, 7)
+    im = Image.fromarray(g)
+    jpg = enc(im, "JPEG", quality=90)
+    prog = enc(im.convert("RGB"), "JPEG", quality=90, progressive=True)
+    restart = tool("jpegtran", "-restart", "1", data=jpg)
+    gif_pixels = (g // 64).ravel()
+    out = []
+
+    def add(name, data, what, expect):
+        out.append((name, data, what, expect))
+
+    add("cut_ff_d9.jpg", jpeg_cut_scan(jpg, 0, 0.35),
+        "baseline JPEG cut at a third of its scan, FF D9 appended (stb_image pads the scan with "
+        "zero bits: two thirds of the picture flat grey, no error)", ["truncated"])
+    add("cut_ff_d9_progressive.jpg", jpeg_cut_scan(prog, 2, 0.5),
+        "progressive JPEG cut in its third scan, FF D9 appended", ["truncated"])
+    add("short_restart_interval.jpg", jpeg_short_interval(restart, 3),
+        "JPEG with restart markers whose 3rd interval lost half its bytes (stb pads it)", ["truncated"])
+    add("scan_bomb.jpg", jpeg_scan_bomb(2048, 2048, 200),
+        "4 KB progressive 2048x2048 JPEG of 200 empty refinement scans (each costs stb_image a pass "
+        "over all 65536 blocks)", ["scans"])
+    add("scan_count.jpg", jpeg_scan_bomb(256, 256, 17, 17),
+        "progressive JPEG whose one component is in 17 scans (at most 16 are allowed)", ["17", "16 scans"])
+    for m, kind in ((0xC3, "lossless"), (0xC5, "hierarchical"), (0xC9, "arithmetic")):
+        add(f"sof_{kind}.jpg", jpeg_patch_sof(jpg, m), f"JPEG whose frame header says {kind} (SOF {m:#x})",
+            ["unsupported jpeg variant"])
+    add("arithmetic.jpg", tool("cjpeg", "-arithmetic", data=enc(im, "PPM")),
+        "arithmetic-coded JPEG written by cjpeg", ["unsupported jpeg variant"])
+    add("12bit.jpg", jpeg_patch_sof(jpg, 0xC1, precision=12), "extended JPEG with 12-bit samples",
+        ["unsupported jpeg variant"])
+    cmyk = enc(im.convert("CMYK"), "JPEG", quality=90)
+    pos, _ = jpeg_find(cmyk, (0xEE,))
+    add("cmyk_adobe_transform1.jpg", cmyk[:pos + 15] + b"\x01" + cmyk[pos + 16:],
+        "4-component JPEG with Adobe transform 1: libjpeg reads YCCK, stb_image YCbCr dropping K",
+        ["adobe", "4 components"])
+    add("lzw_cut.gif", gif_file(64, 48, lzw_bytes(lzw_codes(gif_pixels[:1500], 8))),
+        "GIF whose LZW data ends (with an end code) after 1500 of 3072 pixels: stb_image leaves "
+        "the rest black", ["truncated"])
+    add("lzw_past_frame.gif", gif_file(64, 48, lzw_bytes(lzw_codes(gif_pixels, 8, lzw_long_chains(256 * 1024)))),
+        "GIF with 256 KB of LZW codes after its 64x48 frame is complete, each a chain of up to 4093 "
+        "pixels (stb_image walks every chain: seconds)", ["past the end", "lzw"])
+    add("lzw_code_size_13.gif", gif_file(64, 48, b"\x00" * 16, cs=13),
+        "GIF with LZW minimum code size 13 (stb_image fails without saying why)", ["code size"])
+    add("inflate_bomb.png", png_raw(1, 1, b"\0" * (32 << 20)),
+        "1x1 gray PNG whose 32 KB of image data inflate to 32 MiB (stb_image inflates it all)",
+        ["inflates"])
+    add("decode_memory.png", png_raw(10000, 10000, b"\0" * 64, color=6, depth=16, interlace=1),
+        "100 MP 16-bit RGBA interlaced PNG header: about 2.7 GB to decode (refused from the header)",
+        ["memory"])
+    f0, f1 = scan(64, 48, 8), scan(64, 48, 9)
+    add("apng_hidden_default.png", png_apng(g, [f0, f1], False),
+        "APNG whose default image (IDAT) is not part of the animation: the page shows frame 1, "
+        "stb_image the hidden default image", ["apng"])
+    png = png_bytes(im)
+    add("exif_after_idat.png", png_with_chunk_after_idat(png, b"eXIf", tiff_orientation(6)),
+        "PNG with an eXIf orientation chunk after the image data", ["exif"])
+    add("ascii.pgm", b"P2\n4 2\n255\n" + b" ".join(b"%d" % v for v in range(8)) + b"\n",
+        "plain (ASCII) PGM: refused by name, not as 'not an image'", ["plain", "ascii"])
+    add("over_maxval.pgm", b"P5\n4 2\n100\n" + bytes([10, 20, 30, 200, 50, 60, 70, 80]),
+        "PGM with a sample (200) over its maxval (100)", ["maxval"])
+    return out
+
+
+def decoder_valid():
+    """Files the decoders used to read wrong (or refuse) that are valid: the
+    engine must decode them as PIL does. -> (name, data, what, extra keys)."""
+    g = scan(64, 48, 10)
+    im = Image.fromarray(g)
+    rng = np.random.default_rng(11)
+    out = []
+
+    def add(name, data, what, **kw):
+        out.append((name, data, what, kw))
+
+    for o in range(1, 9):
+        tiff = tiff_orientation(o, big_endian=o % 2 == 0)
+        add(f"exif_{o}.jpg", enc(im, "JPEG", quality=95, exif=b"Exif\0\0" + tiff),
+            f"JPEG with EXIF orientation {o} ({'MM' if o % 2 == 0 else 'II'} byte order): analysed upright",
+            orientation=o)
+        if o > 1:
+            add(f"exif_{o}.png", png_bytes(im, exif=b"Exif\0\0" + tiff),
+                f"PNG with an eXIf chunk, orientation {o}", orientation=o)
+    # 16-bit samples whose two bytes differ (g * 257 hides a byte swap).
+    g16 = (g.astype(np.uint16) << 8) | rng.integers(0, 256, g.shape, dtype=np.uint16)
+    add("gray16_be.pgm", pgm16(g16), "16-bit PGM, high and low bytes different")
+    rgb16 = np.stack([g16, g16 // 2, 65535 - g16], -1)
+    # PIL reduces 16-bit colour to 8 bits: half a level, 0.0087 after normalisation.
+    add("rgb16_be.ppm", pgm16(rgb16, rgb=True), "16-bit PPM, colour", tol=0.01)
+    # PIL scales maxval to 8 (or 16) bits and rounds: within half a level of
+    # the engine's exact v / maxval, i.e. 0.5/255/0.225 = 0.0087 after
+    # normalisation (16 bit: 3.4e-5).
+    add("maxval4095.pgm", pgm16(g16 >> 4, maxval=4095), "12-bit data in a 16-bit PGM (maxval 4095)", tol=5e-5)
+    add("maxval100.pgm", b"P5\n64 48\n100\n" + (g.astype(np.uint16) * 100 // 255).astype(np.uint8).tobytes(),
+        "PGM with maxval 100", tol=0.01)
+    add("maxval15.ppm", b"P6\n64 48\n15\n" + np.stack([g >> 4, g >> 5, 15 - (g >> 4)], -1).astype(np.uint8).tobytes(),
+        "PPM with maxval 15", tol=0.01)
+    tinted = Image.merge("RGB", (im, Image.fromarray((g * 0.8 + 20).astype(np.uint8)),
+                                 Image.fromarray((g * 0.6 + 50).astype(np.uint8))))
+    ycc = enc(tinted, "JPEG", quality=95)
+    add("ycc_ids_rgb_jfif.jpg", jpeg_set_component_ids(ycc, b"RGB"),
+        "YCbCr JPEG (JFIF marker) whose component ids are 'R','G','B': libjpeg reads YCbCr")
+    add("ycc_ids_rgb_adobe1.jpg", jpeg_insert(jpeg_drop(jpeg_set_component_ids(ycc, b"RGB"), 0xE0), app14(1)),
+        "YCbCr JPEG with ids 'R','G','B', no JFIF, Adobe transform 1: libjpeg reads YCbCr")
+    add("rgb_ids_rgb.jpg", tool("cjpeg", "-rgb", "-quality", "95", data=enc(tinted, "PPM")),
+        "RGB JPEG written by cjpeg -rgb (ids 'R','G','B', Adobe transform 0): RGB for everyone")
+    idx = g.copy()
+    idx[0, :8] = [252, 253, 254, 255, 252, 253, 254, 255]
+    inv = [(255 - i, 255 - i, 255 - i) for i in range(256)]
+    add("os2_palette256.bmp", bmp_palette(idx, 8, inv, os2=True),
+        "OS/2 1.x BMP, 256-entry palette (inverted gray), indices 252..255 used")
+    odd = g[:47, :61]
+    pal16 = [(i * 17, i * 17, i * 17) for i in range(16)]
+    add("palette4.bmp", bmp_palette(odd // 16, 4, pal16), "4-bit palette BMP, 61x47 (odd width)")
+    add("palette1_topdown.bmp", bmp_palette((odd > 100).astype(np.uint8), 1, [(10, 20, 30), (240, 230, 220)],
+                                            top_down=True), "1-bit top-down BMP, 61x47, colour palette")
+    jpg = enc(im, "JPEG", quality=95)
+    add("restart.jpg", tool("jpegtran", "-restart", "2B", data=jpg), "baseline JPEG, restart every 2 blocks")
+    add("restart_progressive.jpg", tool("jpegtran", "-progressive", "-restart", "1", data=enc(tinted, "JPEG", quality=95)),
+        "progressive colour JPEG with restart intervals")
+    script = ("0: 0 0 0 1; 0: 1 2 0 1; 0: 3 5 0 1; 0: 6 9 0 1; 0: 10 14 0 1; 0: 15 20 0 1; 0: 21 27 0 1;"
+              "0: 28 35 0 1; 0: 36 44 0 1; 0: 45 54 0 1; 0: 55 63 0 1; 0: 0 0 1 0;"
+              "0: 1 9 1 0; 0: 10 27 1 0; 0: 28 44 1 0; 0: 45 63 1 0;")
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write(script)
+        f.flush()
+        many = tool("jpegtran", "-scans", f.name, data=jpg)
+    add("progressive_16_scans.jpg", many, "progressive gray JPEG of 16 scans (the most a component may have)")
+    add("apng_default_first.png", png_apng(g, [scan(64, 48, 12)], True),
+        "APNG whose default image is its first frame (analysed, like a GIF's first frame)")
+    return out
 
 
 def large_images(d):
@@ -507,9 +951,17 @@ def main():
         open(os.path.join(rej, name), "wb").write(data)
         manifest["images"].append({"file": "reject/" + name, "kind": "reject", "what": what,
                                    "expect": expect})
+    for name, data, what, expect in decoder_rejects():
+        open(os.path.join(rej, name), "wb").write(data)
+        manifest["images"].append({"file": "reject/" + name, "kind": "reject", "what": what,
+                                   "expect": expect})
     for name, data, what in valid_images():
         open(os.path.join(val, name), "wb").write(data)
         manifest["images"].append({"file": "valid/" + name, "kind": "valid", "what": what})
+    # extra keys: "orientation" (EXIF), "tol" (engine vs PIL, when PIL rounds)
+    for name, data, what, extra in decoder_valid():
+        open(os.path.join(val, name), "wb").write(data)
+        manifest["images"].append({"file": "valid/" + name, "kind": "valid", "what": what, **extra})
     meta, state = tiny_model()
     good, models = hostile_models(meta, state)
     open(os.path.join(val, "model_tiny.csasn"), "wb").write(model_bytes(meta, state, "f32"))
