@@ -120,7 +120,6 @@ static void *csasn__stbi_realloc(void *q, size_t new_size)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#pragma GCC diagnostic ignored "-Wunused-function"
 #endif
 #include <stb_image.h>
 #if defined(__GNUC__)
