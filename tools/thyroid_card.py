@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tables and plots of the thyroid recipe search (tools/train_heads.py rows):
 weights/thyroid-recipes.md (recipe and ablation tables) and, for the shipped
-recipe's out-of-fold predictions, weights/thyroid-ddti-{roc,confusion,reliability}.png
-and weights/thyroid-ddti.metrics.json.
+recipe's out-of-fold predictions, weights/thyroid-recipes-cv.png (ROC,
+reliability, confusion) and, with --metrics 1, weights/thyroid-ddti.metrics.json.
 
   /usr/bin/python3 tools/thyroid_card.py --rows cache/rows/recipes.json --shipped square-0.25 \
       --oof cache/rows/square-0.25.npz
@@ -122,6 +122,8 @@ def main(argv=None):
     ap.add_argument("--shipped", required=True, help="row name of the shipped recipe")
     ap.add_argument("--oof", help="its out-of-fold npz")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "..", "weights"))
+    ap.add_argument("--metrics", type=int, default=0,
+                    help="also write thyroid-ddti.metrics.json (only when the recipe is the shipped file)")
     a = ap.parse_args(argv)
     rows = json.load(open(a.rows))
     order = {r["row"]: i for i, r in enumerate(rows)}
@@ -134,9 +136,10 @@ def main(argv=None):
             + tables(rows))
     open(os.path.join(a.out_dir, "thyroid-recipes.md"), "w").write(text)
     ship = next(r for r in rows if r["row"] == a.shipped)
-    json.dump(ship, open(os.path.join(a.out_dir, "thyroid-ddti.metrics.json"), "w"), indent=1, default=float)
+    if a.metrics:
+        json.dump(ship, open(os.path.join(a.out_dir, "thyroid-ddti.metrics.json"), "w"), indent=1, default=float)
     if a.oof:
-        plots(os.path.join(a.out_dir, "thyroid-ddti"), np.load(a.oof))
+        plots(os.path.join(a.out_dir, "thyroid-recipes"), np.load(a.oof))
     print(text)
 
 
