@@ -4,6 +4,7 @@
 //   const c = await createClassifier(modelBytes, { wasmBinary });
 //   const r = await c.classify(imageBytes, { roi: { x, y, w, h } });
 //   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model }
+//   // ({ preview: true } adds r.preview, the engine's gray picture of the image)
 //   c.info(); c.free();
 //
 //   // or: one engine for several models (the worker does this), warmed up while a model loads
@@ -19,15 +20,44 @@
 // to this one is read (fetch in a browser, fs in node).
 //
 // Every call into wasm is synchronous; the methods return promises so callers can treat a
-// worker-hosted classifier (worker.js) and an in-process one the same way. One classifier
+// worker-hosted classifier (client.js) and an in-process one the same way. One classifier
 // serves one call at a time, like the C model it wraps.
 import createCsasnModule from './csasn.mjs';
+import { fetchBytes } from './fetch.js';
 
-// Word offsets of csasn_wasm_result (shell/exports.c): every field is 4 bytes.
+// Word offsets of csasn_wasm_result (shell/exports.c): every field is 4 bytes. The order is
+// the struct's; createEngine() compares each with the engine's offsetof() before use.
 const R = {
   nClasses: 0, top: 1, hasMalignancy: 2, malignancy: 3, probs: 4, logits: 5,
   attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
 };
+const RESULT_BYTES = 14 * 4;
+/** The layout this file reads: field -> byte offset, plus the struct size (tests print it). */
+export const RESULT_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entries(R).map(([k, w]) => [k, 4 * w])), sizeof: RESULT_BYTES });
+
+// csasn_wasm_result_layout(): the engine's offsetof() of every field in declaration order,
+// then sizeof. Any difference means this file would read one field as another. Exported for
+// tests/test_wasm_node.cjs, which also shows it refusing a drifted layout.
+export function checkResultLayout(mod) {
+  const names = Object.keys(R);
+  const n = names.length + 1;
+  const p = mod._csasn_wasm_alloc(4 * n);
+  if (!p) throw new Error('out of memory checking the result layout');
+  let got, total;
+  try {
+    total = mod._csasn_wasm_result_layout(p, n);
+    got = Array.from(mod.HEAP32.slice(p >> 2, (p >> 2) + n));
+  } finally {
+    mod._csasn_wasm_free(p);
+  }
+  const want = [...names.map((k) => 4 * R[k]), RESULT_BYTES];
+  const bad = [];
+  if (total !== n) bad.push(`${total} values for ${n}`);
+  names.forEach((k, i) => { if (got[i] !== want[i]) bad.push(`${k} at ${got[i]}, read at ${want[i]}`); });
+  if (got[n - 1] !== RESULT_BYTES) bad.push(`sizeof ${got[n - 1]}, read as ${RESULT_BYTES}`);
+  if (bad.length) throw new Error(`engine and csasn.js disagree on csasn_wasm_result: ${bad.join('; ')}`);
+  return got;
+}
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
@@ -44,9 +74,7 @@ async function defaultWasmBinary(name) {
     const fs = await import('node:fs/promises');
     return new Uint8Array(await fs.readFile(url));
   }
-  const res = await fetch(url, { credentials: 'same-origin' });
-  if (!res.ok) throw new Error(`could not load ${url.pathname}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  return fetchBytes(url, { what: 'the engine' });
 }
 
 /** Instantiates the engine and loads a model. Rejects with the loader's message.
@@ -91,7 +119,14 @@ export async function createEngine(options = {}) {
   }
   // The glue's own promise never settles if instantiation fails inside the hook.
   const mod = await Promise.race([create(cfg), instantiateFailed]);
-  return new Engine(mod, options.threads ? 2 : 1);
+  const engine = new Engine(mod, options.threads ? 2 : 1);
+  try {
+    engine.resultLayout = checkResultLayout(mod);
+  } catch (e) {
+    engine.close();
+    throw e;
+  }
+  return engine;
 }
 
 class Engine {
@@ -213,7 +248,10 @@ class Classifier {
     };
   }
 
-  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in decoded-image pixels. */
+  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in decoded-image pixels.
+   *  options.preview: true adds result.preview = { w, h, data: Uint8Array[h*w] }, the engine's
+   *  own gray picture of the whole image (csasn_preview, src/csasn.h): w = h, each axis
+   *  resampled on its own, so it is shown stretched to result.image.w : result.image.h. */
   async classify(imageBytes, options = {}) {
     return this.classifySync(imageBytes, options);
   }
@@ -239,7 +277,26 @@ class Classifier {
       m._csasn_wasm_free(buf);
     }
     if (!p) throw new Error(this._lastError() || 'classification failed');
-    return this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
+    const r = this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
+    if (options.preview) r.preview = this._preview(img, r.image.w, r.image.h);
+    return r;
+  }
+
+  // The engine's preview of bytes it has just decoded (w x h image): the decode runs again,
+  // through the same code, so the picture is exactly the classified one.
+  _preview(img, w, h) {
+    const m = this._m;
+    const side = m._csasn_wasm_preview_side(w, h);
+    const buf = this._copyIn(img);
+    const out = m._csasn_wasm_alloc(side * side);
+    try {
+      if (!out) throw new Error(`out of memory for a ${side}x${side} preview`);
+      if (m._csasn_wasm_preview(buf, img.length, side, out) !== 0) throw new Error(this._lastError() || 'preview failed');
+      return { w: side, h: side, data: m.HEAPU8.slice(out, out + side * side) };
+    } finally {
+      m._csasn_wasm_free(buf);
+      if (out) m._csasn_wasm_free(out);
+    }
   }
 
   /** Forward pass on a preprocessed input Float32Array [3][S][S] (planar, normalised). */
