@@ -16,7 +16,7 @@ const path = require('path');
 const http = require('http');
 const { spawn, execFileSync } = require('child_process');
 const { ROOT, DATA, check, runMain } = require('./testlib.cjs');
-const { buildAll, testModel, testImages, cli, sha256 } = require('./test_wasm_node.cjs');
+const { buildAll, testModel, writeManifest, testImages, cli } = require('./test_wasm_node.cjs');
 
 function startServer(weightsDir) {
   return new Promise((resolve, reject) => {
@@ -52,21 +52,30 @@ function get(url) {
 }
 
 // A weights folder for the page: the shipped one when it exists, else one made here around
-// the generated test model. `tamper` adds a second entry for the same file whose hash in the
-// manifest does not match the bytes (what an altered file looks like to the page).
+// the generated test model, its manifest written by tools/manifest.py. `tamper` adds a second
+// model, a copy of the file altered after the manifest was written (what an altered file looks
+// like to the page: the manifest's hash is that of the original).
 function weightsDir(model, tamper) {
   if (model.shipped && !tamper) return path.join(ROOT, 'weights');
   const dir = path.join(ROOT, 'build', tamper ? 'test-weights-tampered' : 'test-weights');
+  fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const file = path.basename(model.file);
-  fs.copyFileSync(model.file, path.join(dir, file));
-  const hash = sha256(model.file);
   const id = file.replace(/\.csasn$/, '');
+  fs.copyFileSync(model.file, path.join(dir, file));
   fs.writeFileSync(path.join(dir, `${id}.md`), `# ${id}\n\nModel used by tests/test_browser.cjs.\n`);
-  const entry = { id, name: id, file, sha256: hash, bytes: fs.statSync(model.file).size, card: `${id}.md` };
-  const models = [entry];
-  if (tamper) models.push({ ...entry, id: `${id}-tampered`, name: `${id} (altered copy)`, sha256: hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) });
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ default: id, models }, null, 2));
+  const files = [file], titles = { [id]: id };
+  if (tamper) {
+    fs.copyFileSync(model.file, path.join(dir, `${id}-tampered.csasn`));
+    files.push(`${id}-tampered.csasn`);
+    titles[`${id}-tampered`] = `${id} (altered copy)`;
+  }
+  writeManifest(dir, { files, default: id, titles });
+  if (tamper) {
+    const f = path.join(dir, `${id}-tampered.csasn`), b = fs.readFileSync(f);
+    b[b.length - 1] ^= 0x01; // one bit of the last weight
+    fs.writeFileSync(f, b);
+  }
   return dir;
 }
 
@@ -89,7 +98,7 @@ function compareShown(rows, ref) {
 
 async function main() {
   buildAll();
-  const model = testModel();
+  const model = await testModel();
   console.log(`# model: ${path.relative(ROOT, model.file)}${model.shipped ? ' (shipped)' : ' (generated)'}`);
   const images = testImages();
   const ddti = images.find((p) => p.includes('/ddti/'));
@@ -243,7 +252,7 @@ async function main() {
     check('error cleared', await page.locator('[data-testid=error]').isHidden());
 
     // 5. Drag-and-drop of a PGM and paste of a JPEG (made here from real images with PIL;
-    //    the browser cannot show PGM, so this also exercises the page's own PGM preview).
+    //    the browser cannot show PGM: the picture is the engine's own preview).
     const conv = path.join(ROOT, 'build/test-model');
     fs.mkdirSync(conv, { recursive: true });
     const pgm = path.join(conv, 'ddti-gray.pgm'), jpg = path.join(conv, 'busi.jpg');
@@ -256,7 +265,7 @@ async function main() {
         const dt = new DataTransfer();
         dt.items.add(new File([bytes], name, { type }));
         if (how === 'drop') {
-          document.querySelector('[data-testid=dropzone]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=dropzone]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
         } else {
           document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
         }
@@ -264,7 +273,7 @@ async function main() {
       await waitResult(prev);
       const bad = compareShown(await rows(), cli(model.file, file, null).json);
       const drawn = await page.evaluate(() => {
-        const c = document.querySelector('[data-testid=image-canvas]');
+        const c = document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=image-canvas]');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let s = 0;
         for (let i = 0; i < d.length; i += 4) s += d[i];
@@ -295,7 +304,7 @@ async function main() {
         if (e.kind === 'reject') {
           nRej++;
           await page.waitForFunction((n) => {
-            const er = document.querySelector('[data-testid=error]');
+            const er = document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=error]');
             return !er.hidden && er.textContent.includes(`"${n}"`);
           }, name, { timeout: 30000 }).catch(() => {});
           const text = ((await page.locator('[data-testid=error]').textContent()) || '').toLowerCase();
@@ -413,8 +422,8 @@ async function main() {
       await p2.waitForFunction(() => document.querySelector('csasn-classifier').hasAttribute('data-result-seq'), null, { timeout: 60000 });
     } catch (e) {
       const st = await p2.evaluate(() => {
-        const c = document.querySelector('csasn-classifier');
-        return `state ${c.getAttribute('data-state')}, error "${document.querySelector('[data-testid=error]').textContent}", model error "${document.querySelector('[data-testid=model-error]').textContent}", status "${document.querySelector('[data-testid=status]').textContent}"`;
+        const c = document.querySelector('csasn-classifier'), q = (t) => c.shadowRoot.querySelector(`[data-testid=${t}]`).textContent;
+        return `state ${c.getAttribute('data-state')}, error "${q('error')}", model error "${q('model-error')}", status "${q('status')}"`;
       });
       throw new Error(`second page: no result for ${path.basename(ddti)} (${st})`);
     }
