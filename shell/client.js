@@ -171,10 +171,8 @@ class CsasnClient {
     try {
       return (await port.send(msg, transfer)).result;
     } catch (e) {
-      if (e.code === ERR.IMAGE && port.image === this._image) {
-        port.image = null; // the worker drops a file it refused
-        this._image = null;
-      }
+      if (msg.image && port.image === this._image) port.image = null; // the worker drops a file that failed
+      if (e.code === ERR.IMAGE && msg.image) this._image = null;   // and this one is no image to re-run
       throw e;
     }
   }

@@ -19,11 +19,13 @@
 // fetch, cache and time the binary like any other asset. Without `wasmBinary` the file next
 // to this one is read (fetch in a browser, fs in node).
 //
-// Every call into wasm is synchronous; the methods return promises so callers can treat a
+// Every failure is a CsasnError (protocol.js) whose code says what failed. Every call into
+// wasm is synchronous; the methods return promises so callers can treat a
 // worker-hosted classifier (client.js) and an in-process one the same way. One classifier
 // serves one call at a time, like the C model it wraps.
 import createCsasnModule from './csasn.mjs';
 import { fetchBytes } from './fetch.js';
+import { CsasnError, ERR } from './protocol.js';
 
 // Word offsets of csasn_wasm_result (shell/exports.c): every field is 4 bytes. The order is
 // the struct's; createEngine() compares each with the engine's offsetof() before use.
@@ -42,7 +44,7 @@ export function checkResultLayout(mod) {
   const names = Object.keys(R);
   const n = names.length + 1;
   const p = mod._csasn_wasm_alloc(4 * n);
-  if (!p) throw new Error('out of memory checking the result layout');
+  if (!p) throw new CsasnError(ERR.INTERNAL, 'out of memory checking the result layout');
   let got, total;
   try {
     total = mod._csasn_wasm_result_layout(p, n);
@@ -55,7 +57,7 @@ export function checkResultLayout(mod) {
   if (total !== n) bad.push(`${total} values for ${n}`);
   names.forEach((k, i) => { if (got[i] !== want[i]) bad.push(`${k} at ${got[i]}, read at ${want[i]}`); });
   if (got[n - 1] !== RESULT_BYTES) bad.push(`sizeof ${got[n - 1]}, read as ${RESULT_BYTES}`);
-  if (bad.length) throw new Error(`engine and csasn.js disagree on csasn_wasm_result: ${bad.join('; ')}`);
+  if (bad.length) throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on csasn_wasm_result: ${bad.join('; ')}`);
   return got;
 }
 
@@ -65,7 +67,7 @@ function toU8(bytes, what) {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw new TypeError(`${what} must be an ArrayBuffer or a typed array`);
+  throw new CsasnError(ERR.STATE, `${what} must be an ArrayBuffer or a typed array`);
 }
 
 async function defaultWasmBinary(name) {
@@ -98,7 +100,7 @@ export async function createEngine(options = {}) {
   let create = createCsasnModule;
   if (options.threads) {
     if (typeof SharedArrayBuffer === 'undefined') {
-      throw new Error('the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
+      throw new CsasnError(ERR.INTERNAL, 'the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
     }
     create = (await import('./csasn-mt.mjs')).default;
   }
@@ -139,7 +141,7 @@ class Engine {
    *  before the first real image (V8 starts wasm in a baseline tier). Synchronous: call it in
    *  short slices between other work. */
   warmup(rounds = 1) {
-    if (!this._m) throw new Error('this engine has been closed');
+    if (!this._m) throw new CsasnError(ERR.STATE, 'this engine has been closed');
     return this._m._csasn_wasm_warmup(rounds) === 0;
   }
 
@@ -152,7 +154,7 @@ class Engine {
 
 class Classifier {
   constructor(engine, model, ownsEngine) {
-    if (!engine._m) throw new Error('this engine has been closed');
+    if (!engine._m) throw new CsasnError(ERR.STATE, 'this engine has been closed');
     const mod = engine._m;
     this._m = mod;
     this._engine = engine;
@@ -168,8 +170,7 @@ class Classifier {
       mod._csasn_wasm_free(buf); // the loader repacks the weights; the file copy is not kept
     }
     if (!handle) {
-      const e = new Error(this._lastError() || 'model load failed');
-      e.modelError = true; // the file, not the engine: worker.js tells the two apart
+      const e = new CsasnError(ERR.MODEL, this._lastError() || 'model load failed');
       if (ownsEngine) engine.close();
       throw e;
     }
@@ -181,7 +182,7 @@ class Classifier {
 
   _copyIn(u8) {
     const p = this._m._csasn_wasm_alloc(u8.length);
-    if (!p) throw new Error(`out of memory copying ${u8.length} bytes into the engine`);
+    if (!p) throw new CsasnError(ERR.INTERNAL, `out of memory copying ${u8.length} bytes into the engine`);
     this._m.HEAPU8.set(u8, p); // HEAPU8 is re-read: memory may have grown in alloc
     return p;
   }
@@ -200,7 +201,7 @@ class Classifier {
   }
 
   _alive() {
-    if (!this._h) throw new Error('this classifier has been freed');
+    if (!this._h) throw new CsasnError(ERR.STATE, 'this classifier has been freed');
   }
 
   _readInfo() {
@@ -262,7 +263,7 @@ class Classifier {
     const roi = options.roi || null;
     if (roi) {
       for (const k of ['x', 'y', 'w', 'h']) {
-        if (!Number.isInteger(roi[k])) throw new Error(`roi.${k} must be an integer (got ${roi[k]})`);
+        if (!Number.isInteger(roi[k])) throw new CsasnError(ERR.STATE, `roi.${k} must be an integer (got ${roi[k]})`);
       }
     }
     const m = this._m;
@@ -276,7 +277,7 @@ class Classifier {
     } finally {
       m._csasn_wasm_free(buf);
     }
-    if (!p) throw new Error(this._lastError() || 'classification failed');
+    if (!p) throw new CsasnError(ERR.IMAGE, this._lastError() || 'classification failed');
     const r = this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
     if (options.preview) r.preview = this._preview(img, r.image.w, r.image.h);
     return r;
@@ -290,8 +291,8 @@ class Classifier {
     const buf = this._copyIn(img);
     const out = m._csasn_wasm_alloc(side * side);
     try {
-      if (!out) throw new Error(`out of memory for a ${side}x${side} preview`);
-      if (m._csasn_wasm_preview(buf, img.length, side, out) !== 0) throw new Error(this._lastError() || 'preview failed');
+      if (!out) throw new CsasnError(ERR.INTERNAL, `out of memory for a ${side}x${side} preview`);
+      if (m._csasn_wasm_preview(buf, img.length, side, out) !== 0) throw new CsasnError(ERR.IMAGE, this._lastError() || 'preview failed');
       return { w: side, h: side, data: m.HEAPU8.slice(out, out + side * side) };
     } finally {
       m._csasn_wasm_free(buf);
@@ -308,7 +309,7 @@ class Classifier {
     this._alive();
     const S = this.inputSize;
     if (!(input instanceof Float32Array) || input.length !== 3 * S * S) {
-      throw new Error(`forward expects a Float32Array of 3*${S}*${S} = ${3 * S * S} values`);
+      throw new CsasnError(ERR.STATE, `forward expects a Float32Array of 3*${S}*${S} = ${3 * S * S} values`);
     }
     const m = this._m;
     const buf = this._copyIn(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
@@ -320,7 +321,7 @@ class Classifier {
     } finally {
       m._csasn_wasm_free(buf);
     }
-    if (!p) throw new Error(this._lastError() || 'forward pass failed');
+    if (!p) throw new CsasnError(ERR.INTERNAL, this._lastError() || 'forward pass failed');
     return this._readResult(p, ms, null);
   }
 

@@ -84,8 +84,10 @@ export function pickModel(manifest, want) {
   return manifest.models.find((m) => m.id === want || m.file === want || m.file.split('/').pop() === want) || null;
 }
 
-/** Fetches and parses the manifest at url (never cached: it names the current hashes). */
+/** Fetches and parses the manifest at url (never cached: it names the current hashes); a
+ *  relative url resolves against the page's. */
 export async function loadManifest(url) {
+  url = new URL(url, globalThis.location ? globalThis.location.href : undefined).href;
   const bytes = await fetchBytes(url, { what: 'the model list', cache: 'no-cache' });
   let j;
   try {

@@ -55,7 +55,8 @@ export const ERR = Object.freeze({
   MANIFEST: 'manifest',     // the model list is not a valid manifest (src/MANIFEST.md)
   MODEL: 'model',           // the model file was refused by the engine
   IMAGE: 'image',           // the image was refused by the engine (its message says why)
-  STATE: 'state',           // a request out of order (no model, no image, freed client)
+  STATE: 'state',           // a request that cannot be served as made (no model or image
+                            // yet, a freed client, an argument of the wrong kind)
   CANCELLED: 'cancelled',   // the request was cancelled (client.cancel(), free())
   INTERNAL: 'internal',     // anything else: the engine or the worker failed
 });

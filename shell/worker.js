@@ -42,7 +42,7 @@ async function threadedOrSingle() {
     try {
       return await createEngine({ wasmModule: await compileWasm('./csasn-mt.wasm'), threads: true });
     } catch (e) {
-      if (e instanceof CsasnError) throw e; // a network error: the other file is no nearer
+      if (e.code === ERR.NETWORK) throw e; // the other file is no nearer
       threaded = false;
       threadsFallback = String((e && e.message) || e);
       console.warn(`csasn: threaded engine unavailable, using one thread: ${threadsFallback}`);
@@ -156,7 +156,7 @@ function classify(msg) {
     return { ...r, engineMemoryBytes: clf.memoryBytes() };
   } catch (e) {
     if (msg.image) image = null; // a file that fails is not kept as the current image
-    throw new CsasnError(ERR.IMAGE, e.message);
+    throw e;
   }
 }
 

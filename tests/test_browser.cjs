@@ -11,45 +11,11 @@
 // Saves build/screenshot.png.
 'use strict';
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const http = require('http');
-const { spawn, execFileSync } = require('child_process');
-const { ROOT, DATA, check, runMain } = require('./testlib.cjs');
+const { execFileSync } = require('child_process');
+const { ROOT, check, runMain } = require('./testlib.cjs');
+const { startServer, get, launch, compareShown, shownRows } = require('./browserlib.cjs');
 const { buildAll, testModel, writeManifest, testImages, cli } = require('./test_wasm_node.cjs');
-
-function startServer(weightsDir) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'tools/serve.mjs'), '--port', '0', '--weights', weightsDir, '--log'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = [];
-    let buf = '', url = null;
-    p.stdout.setEncoding('utf8');
-    p.stdout.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        const m = /serving (http:\/\/\S+)/.exec(line);
-        if (m && !url) { url = m[1]; resolve({ proc: p, url, log }); } else if (line.startsWith('req ')) log.push(line);
-      }
-    });
-    let err = '';
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => { if (!url) reject(new Error(`serve.mjs exited ${code}: ${err}`)); });
-    setTimeout(() => { if (!url) reject(new Error('serve.mjs printed no URL in 10 s')); }, 10000);
-  });
-}
-
-function get(url) {
-  return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-    }).on('error', reject);
-  });
-}
 
 // A weights folder for the page: the shipped one when it exists, else one made here around
 // the generated test model, its manifest written by tools/manifest.py. `tamper` adds a second
@@ -79,23 +45,6 @@ function weightsDir(model, tamper) {
   return dir;
 }
 
-// Displayed percentages vs the CLI's probabilities: equal to the displayed precision means
-// |shown - 100 p| <= 0.05 (half a unit of the last digit), plus 1e-3 for the case where
-// 100 p sits on a rounding boundary and the wasm value (within 1e-5 of it) rounds the
-// other way.
-function compareShown(rows, ref) {
-  const probs = {};
-  ref.labels.forEach((l, i) => { probs[l] = ref.probs[i]; });
-  const bad = [];
-  for (const r of rows) {
-    const shown = parseFloat(r.text);
-    if (!(r.label in probs) || !/^\d+\.\d%$/.test(r.text) || Math.abs(shown - 100 * probs[r.label]) > 0.05 + 1e-3) bad.push(`${r.label}: shown ${r.text}, cli ${(100 * probs[r.label]).toFixed(4)}%`);
-  }
-  if (rows.length !== ref.labels.length) bad.push(`${rows.length} rows for ${ref.labels.length} classes`);
-  for (let i = 1; i < rows.length; i++) if (parseFloat(rows[i].text) > parseFloat(rows[i - 1].text)) bad.push('rows not sorted');
-  return bad;
-}
-
 async function main() {
   buildAll();
   const model = await testModel();
@@ -106,8 +55,7 @@ async function main() {
 
   const srv = await startServer(weightsDir(model, false));
   const tampered = await startServer(weightsDir(model, true));
-  let ctx;
-  const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'csasn-chromium-'));
+  let browser;
   try {
     // Server headers: MIME types, the privacy policy and cross-origin isolation.
     const root = await get(srv.url);
@@ -121,13 +69,8 @@ async function main() {
     check('server: no path traversal', trav.status === 404, trav.status);
     const nLogBefore = srv.log.length;
 
-    const { chromium } = require('playwright-core');
-    ctx = await chromium.launchPersistentContext(udd, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      viewport: { width: 1360, height: 960 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launch();
+    const ctx = browser.ctx;
     const requests = [];
     const seen = new Set();
     const record = (req) => { if (!seen.has(req)) { seen.add(req); requests.push(req.url()); } };
@@ -170,7 +113,7 @@ async function main() {
         return Number(e.getAttribute('data-result-seq') || 0) > p && e.getAttribute('data-state') !== 'busy';
       }, prev, { timeout: 30000 });
     };
-    const rows = async () => page.$$eval('[data-testid=prob-row]', (els) => els.map((e) => ({ label: e.getAttribute('data-label'), text: e.querySelector('[data-testid=prob-value]').textContent, raw: e.getAttribute('data-prob') })));
+    const rows = () => shownRows(page);
 
     // 1. Whole image.
     let seq = await seqOf();
@@ -436,14 +379,13 @@ async function main() {
     const seq2 = Number(await c2.getAttribute('data-result-seq') || 0);
     await p2.selectOption('[data-testid=model-select]', id);
     await p2.waitForFunction((p) => Number(document.querySelector('csasn-classifier').getAttribute('data-result-seq') || 0) > p, seq2, { timeout: 60000 });
-    const back = compareShown(await p2.$$eval('[data-testid=prob-row]', (els) => els.map((e) => ({ label: e.getAttribute('data-label'), text: e.querySelector('[data-testid=prob-value]').textContent }))), ref);
+    const back = compareShown(await shownRows(p2), ref);
     check('switching back to the good model re-classifies the open image', back.length === 0 && await p2.locator('[data-testid=model-error]').isHidden(), back.join('; '));
     await p2.close();
   } finally {
-    if (ctx) await ctx.close().catch(() => {});
+    if (browser) await browser.close();
     srv.proc.kill('SIGTERM');
     tampered.proc.kill('SIGTERM');
-    fs.rmSync(udd, { recursive: true, force: true });
   }
 }
 

@@ -84,13 +84,10 @@ def main(argv=None):
             ap.error(f"--title {t!r}: expected ID=TEXT")
         titles[k] = v
     try:
-        out = write(a.dir, a.files or None, a.default, titles)
+        print("wrote", write(a.dir, a.files or None, a.default, titles))
     except (OSError, ValueError, KeyError) as e:
-        print(f"manifest.py: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}")
-    return 0
+        ap.exit(1, f"manifest.py: {e}\n")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

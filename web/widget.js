@@ -219,9 +219,16 @@ class CsasnClassifier extends HTMLElement {
     const want = this.getAttribute('model');
     const m = want ? this._rt.pickModel(this._manifest, want) : this._manifest.models.find((x) => x.isDefault);
     if (!m) {
+      // Nothing keeps answering under a model the element no longer names.
       this._modelGen++;
+      this._preempt();
       this._entry = null;
       this._ready = false;
+      this._info = null;
+      this._result = null;
+      this._showResult(null);
+      this._drawOverlay();
+      this._v.select.value = '';
       this.setAttribute('data-state', 'model-error');
       const msg = `There is no model "${want}" in the model list.`;
       this._v.modelError.textContent = msg;

@@ -12,14 +12,11 @@
 
 static int failures;
 
+/* `ok NAME` or `not ok NAME: why`, the lines tests/run.py counts. */
 static void check(const char *name, int ok, const char *why)
 {
-    if (ok)
-        printf("ok %s\n", name);
-    else {
-        printf("not ok %s: %s\n", name, why ? why : "");
-        failures++;
-    }
+    printf(ok ? "ok %s\n" : "not ok %s: %s\n", name, why ? why : "");
+    failures += !ok;
 }
 
 /* Binary PNM (P5 gray / P6 RGB) header + samples; 2-byte big-endian samples

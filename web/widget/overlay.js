@@ -1,6 +1,7 @@
 // overlay.js - what <csasn-classifier> draws over the image: the attention map, the lesion
 // outline, the region of interest and the rectangle being dragged. Everything is given in
 // image pixels (the engine's coordinates) and scaled to the overlay canvas here.
+import { pixelCanvas } from './view.js';
 
 // Perceptually ordered heat colours for the attention overlay (dark blue -> cyan -> green ->
 // yellow -> red), alpha growing with the value so low attention leaves the image visible.
@@ -18,20 +19,15 @@ function heat(v) {
 
 // map {w, h, data} -> a canvas of its values, min-max normalised (relative within the region).
 function attentionCanvas(map) {
-  const c = document.createElement('canvas');
-  c.width = map.w;
-  c.height = map.h;
-  const g = c.getContext('2d');
-  const img = g.createImageData(map.w, map.h);
   let lo = Infinity, hi = -Infinity;
   for (const v of map.data) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   const span = hi - lo > 1e-6 ? hi - lo : 1;
-  for (let i = 0; i < map.data.length; i++) {
-    const t = (map.data[i] - lo) / span;
-    img.data.set([...heat(t), Math.round(30 + 125 * t)], i * 4);
-  }
-  g.putImageData(img, 0, 0);
-  return c;
+  return pixelCanvas(map.w, map.h, (d) => {
+    for (let i = 0; i < map.data.length; i++) {
+      const t = (map.data[i] - lo) / span;
+      d.set([...heat(t), Math.round(30 + 125 * t)], i * 4);
+    }
+  });
 }
 
 // Lesion mask -> outline: the probability map is upsampled bilinearly (pixel centres, as
@@ -50,23 +46,18 @@ function maskCanvas(map) {
       inside[y * W + x] = v >= 0.5 ? 1 : 0;
     }
   }
-  const c = document.createElement('canvas');
-  c.width = W;
-  c.height = H;
-  const g = c.getContext('2d');
-  const img = g.createImageData(W, H);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const i = y * W + x;
-      if (!inside[i]) continue;
-      // 2 px wide: an inside pixel within two steps of an outside one (or of the border).
-      const edge = x < 2 || y < 2 || x >= W - 2 || y >= H - 2 || !inside[i - 1] || !inside[i + 1] || !inside[i - W] ||
-        !inside[i + W] || !inside[i - 2] || !inside[i + 2] || !inside[i - 2 * W] || !inside[i + 2 * W];
-      img.data.set(edge ? [190, 242, 100, 255] : [190, 242, 100, 34], i * 4);
+  return pixelCanvas(W, H, (d) => {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const i = y * W + x;
+        if (!inside[i]) continue;
+        // 2 px wide: an inside pixel within two steps of an outside one (or of the border).
+        const edge = x < 2 || y < 2 || x >= W - 2 || y >= H - 2 || !inside[i - 1] || !inside[i + 1] || !inside[i - W] ||
+          !inside[i + W] || !inside[i - 2] || !inside[i + 2] || !inside[i - 2 * W] || !inside[i + 2 * W];
+        d.set(edge ? [190, 242, 100, 255] : [190, 242, 100, 34], i * 4);
+      }
     }
-  }
-  g.putImageData(img, 0, 0);
-  return c;
+  });
 }
 
 // The maps of a result are drawn into canvases once, not on every pointer move.

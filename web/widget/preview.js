@@ -2,6 +2,7 @@
 // csasn_preview of src/csasn.h, made from the bytes it classified): the page decodes nothing,
 // so what is shown is what was classified, and a region drawn on it is in the engine's pixels
 // (no EXIF rotation, no APNG animation, 16-bit scaled as the engine scales it).
+import { pixelCanvas } from './view.js';
 
 // Backing size of the image and overlay canvases: the preview has at most 1024 px a side,
 // the overlay's lines and maps stay sharp on a high-density screen at twice that.
@@ -9,19 +10,13 @@ const CANVAS_MAX_SIDE = 2048;
 
 // preview {w, h, data: gray bytes} -> a canvas of it.
 function grayCanvas(p) {
-  const c = document.createElement('canvas');
-  c.width = p.w;
-  c.height = p.h;
-  const g = c.getContext('2d');
-  const img = g.createImageData(p.w, p.h);
-  const d = img.data;
-  for (let i = 0; i < p.data.length; i++) {
-    const v = p.data[i];
-    d[4 * i] = d[4 * i + 1] = d[4 * i + 2] = v;
-    d[4 * i + 3] = 255;
-  }
-  g.putImageData(img, 0, 0);
-  return c;
+  return pixelCanvas(p.w, p.h, (d) => {
+    for (let i = 0; i < p.data.length; i++) {
+      const v = p.data[i];
+      d[4 * i] = d[4 * i + 1] = d[4 * i + 2] = v;
+      d[4 * i + 3] = 255;
+    }
+  });
 }
 
 /** Draws image { name, w, h, preview } (w x h: the engine's image size) into the view's

@@ -20,6 +20,18 @@ export function el(tag, attrs = {}, ...kids) {
   return e;
 }
 
+/** A w x h canvas whose RGBA pixels paint(data) writes (data: the ImageData's bytes). */
+export function pixelCanvas(w, h, paint) {
+  const c = document.createElement('canvas');
+  c.width = w;
+  c.height = h;
+  const g = c.getContext('2d');
+  const img = g.createImageData(w, h);
+  paint(img.data);
+  g.putImageData(img, 0, 0);
+  return c;
+}
+
 /** -> { root, ...parts }: the whole element tree (root: the .cz container). notes: show the
  *  research-use footer (a page that shows its own notes sets hide-notes). Ids are the shadow
  *  root's own, so several widgets on a page do not clash. */
