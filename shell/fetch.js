@@ -38,11 +38,9 @@ function failed(e, what, url) {
   return new CsasnError(ERR.NETWORK, `could not download ${what} (${url}): ${e.message}`);
 }
 
-/** GET url -> Uint8Array. options: what (named in errors), onProgress(loaded, total) while
- *  streaming (total 0 = unknown; throttled to one call per 50 ms, plus one at the end),
- *  expectBytes (the size when the server gives none), cache (RequestInit.cache), signal (an
- *  AbortSignal: aborting rejects with CsasnError('cancelled')). */
-export async function fetchBytes(url, options = {}) {
+/** GET url -> its Response, checked (HTTP status), for a caller that streams it itself
+ *  (WebAssembly.compileStreaming). options: what, cache, signal as for fetchBytes. */
+export async function fetchResponse(url, options = {}) {
   const what = options.what || String(url);
   let res;
   try {
@@ -51,15 +49,22 @@ export async function fetchBytes(url, options = {}) {
     throw failed(e, what, url);
   }
   if (!res.ok) throw new CsasnError(ERR.NETWORK, `could not download ${what} (${url}): HTTP ${res.status}`);
+  return res;
+}
+
+/** GET url -> Uint8Array. options: what (named in errors), onProgress(loaded, total) while
+ *  streaming (total 0 = unknown; throttled to one call per 50 ms, plus one at the end),
+ *  expectBytes (the size when the server gives none), cache (RequestInit.cache), signal (an
+ *  AbortSignal: aborting rejects with CsasnError('cancelled')). */
+export async function fetchBytes(url, options = {}) {
+  const res = await fetchResponse(url, options);
   const onProgress = options.onProgress || (() => {});
   const total = Number(res.headers.get('content-length')) || options.expectBytes || 0;
-  let out;
   try {
-    out = await readAll(res, total, onProgress);
+    return await readAll(res, total, onProgress);
   } catch (e) {
-    throw failed(e, what, url);
+    throw failed(e, options.what || String(url), url);
   }
-  return out;
 }
 
 async function readAll(res, total, onProgress) {

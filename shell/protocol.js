@@ -2,7 +2,7 @@
 // (worker.js), and the error codes every layer reports. Written once here: the two sides
 // import the names, so a message cannot drift from its reader.
 //
-// Every request carries an `id`, echoed by its reply (and by its progress messages).
+// Every request carries an `id`, echoed by its one reply (READY and MODULE carry none).
 // Requests, page -> worker (fields other than `type` and `id`):
 //   START     { module? }       engine to use: a compiled WebAssembly.Module of csasn.wasm
 //                               (a standby worker gets the one the first worker compiled, so it
@@ -10,8 +10,9 @@
 //                               and compiles its own, threaded when the page is isolated. A
 //                               worker that receives no START starts itself, unless it was
 //                               created with the name STANDBY_NAME.
-//   LOAD      { bytes, sha256 } bytes: ArrayBuffer of the model file (transferred), sha256: its
-//                               expected hex digest, checked again before the engine sees it
+//   LOAD      { bytes, sha256 } bytes: ArrayBuffer of the model file (transferred; the client
+//                               downloaded it), sha256: its expected hex digest, checked here
+//                               before the engine sees it
 //   CLASSIFY  { image?, roi, preview }
 //                               image: ArrayBuffer of the file (transferred; kept as the current
 //                               image; absent: run on the current one), roi: {x,y,w,h} in image

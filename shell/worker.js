@@ -8,7 +8,7 @@
 // arrive by postMessage.
 import { createClassifier, createEngine } from './csasn.js';
 import { CsasnError, ERR, MSG, STANDBY_NAME, errorReply } from './protocol.js';
-import { fetchBytes, verifySha256 } from './fetch.js';
+import { fetchResponse, verifySha256 } from './fetch.js';
 
 // The engine (one WebAssembly instance) is fetched, compiled and instantiated as soon as the
 // worker starts, in parallel with the page reading the manifest and downloading the model,
@@ -24,8 +24,9 @@ const wasmStart = performance.now();
 let wasmReadyAt = 0;
 let engineReadyAt = 0;
 const compiled = {}; // file name -> Promise<WebAssembly.Module>: compiled once, instantiated again on a recycle
-const compileWasm = (name) => (compiled[name] ??= fetchBytes(new URL(name, import.meta.url).href, { what: 'the engine' })
-  .then((bytes) => WebAssembly.compile(bytes))
+// Compiled while it downloads (compileStreaming): the engine is ready soon after its last byte.
+const compileWasm = (name) => (compiled[name] ??= fetchResponse(new URL(name, import.meta.url).href, { what: 'the engine' })
+  .then((res) => WebAssembly.compileStreaming(res))
   .then((m) => { wasmReadyAt = performance.now(); return m; })
   .catch((e) => {
     delete compiled[name]; // a failed download may be retried

@@ -48,7 +48,7 @@ class CsasnClassifier extends HTMLElement {
     this._shadow = this.attachShadow({ mode: 'open' });
     adoptStyles(this._shadow);
     this._v = null;           // the view (widget/view.js), built on first connection
-    this._rt = null;          // the runtime's modules: createClient, loadManifest, pickModel
+    this._rt = null;          // the runtime's manifest reader: loadManifest, pickModel
     this._client = null;
     this._manifest = null;
     this._entry = null;       // manifest entry in use
@@ -190,17 +190,21 @@ class CsasnClassifier extends HTMLElement {
     this._manifest = null;
     this._entry = null;
     this._ready = false;
+    this._loading = false;
     this.setAttribute('data-state', 'starting');
     this._setStatus('Loading model list…');
     try {
       const base = document.baseURI;
       if (!this._rt) {
         const runtime = new URL(this.getAttribute('runtime') || DEFAULTS.runtime, base);
-        const [client, manifest] = await Promise.all([
-          import(new URL('client.js', runtime).href), import(new URL('manifest.js', runtime).href)]);
+        const manifestJs = import(new URL('manifest.js', runtime).href);
+        manifestJs.catch(() => {}); // (its failure is reported below, when awaited)
+        const client = await import(new URL('client.js', runtime).href);
         if (gen !== this._startGen) return;
-        this._rt = { createClient: client.createClient, loadManifest: manifest.loadManifest, pickModel: manifest.pickModel };
-        this._client = this._rt.createClient(); // its worker compiles the engine meanwhile
+        if (!this._client) this._client = client.createClient(); // its worker compiles the engine while the rest loads
+        const manifest = await manifestJs;
+        if (gen !== this._startGen) return;
+        this._rt = { loadManifest: manifest.loadManifest, pickModel: manifest.pickModel };
       }
       const url = new URL(this.getAttribute('manifest') || DEFAULTS.manifest, base);
       const man = await this._rt.loadManifest(url.href);
@@ -224,6 +228,7 @@ class CsasnClassifier extends HTMLElement {
       this._preempt();
       this._entry = null;
       this._ready = false;
+      this._loading = false;
       this._info = null;
       this._result = null;
       this._showResult(null);
