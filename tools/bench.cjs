@@ -456,7 +456,7 @@ function brotliSize(file) {
 function sizes() {
   const w = R('build', 'wasm');
   const s = { files: {} };
-  for (const f of ['csasn.wasm', 'csasn.mjs', 'csasn.js', 'worker.js']) {
+  for (const f of ['csasn.wasm', 'csasn.mjs', 'csasn.js', 'worker.js', 'client.js', 'protocol.js', 'fetch.js', 'manifest.js']) {
     const p = path.join(w, f);
     if (fs.existsSync(p)) s.files[f] = { bytes: fs.statSync(p).size, brotli: brotliSize(p) };
   }
