@@ -7,8 +7,8 @@
 // style and a screenshot of the element); it adds no stylesheet to the page; its events reach
 // a listener on document (bubbling, composed); changing its `model` attribute (or property)
 // after load switches the model (the labels become the breast model's, with the CLI's
-// probabilities); the picture is the engine's own (an EXIF-rotated JPEG is shown unrotated, a
-// 16-bit PGM as the engine scales it); a new image while one is analysed cancels it. Then the
+// probabilities); the picture is the engine's own preview in the engine's geometry (an
+// EXIF-rotated JPEG, a 16-bit PGM); a new image while one is analysed cancels it. Then the
 // client alone (shell/client.js): load with progress, a tampered hash refused, classify, info,
 // bench, cancel (the classification in flight rejects as cancelled, the next answers, and no
 // request is made: the standby worker replaces the terminated one), free.
@@ -78,9 +78,8 @@ async function main() {
   const ddtiLabels = man.models.find((m) => m.id === 'thyroid-ddti').labels;
 
   // Images made here: an EXIF-rotated JPEG (left half dark, right half bright as stored;
-  // orientation 6 asks a viewer to turn it a quarter), a 16-bit PGM of maxval 60000 whose
-  // samples 0x6464 the engine reads as 25700 / 65535 = grey 100 (a maxval-scaling decoder shows
-  // 109), and a corrupt PNG.
+  // orientation 6 asks a viewer to turn it a quarter), a 16-bit PGM of maxval 60000 (browsers
+  // cannot show PGM; a decoder may scale it by maxval or not) and a 20-megapixel scan.
   fs.mkdirSync(OUT, { recursive: true });
   const exifJpg = path.join(OUT, 'exif6.jpg'), pgm16 = path.join(OUT, 'maxval.pgm'), big = path.join(OUT, 'big.png'); // and a 20 MP scan
   execFileSync('/usr/bin/python3', ['-c', String.raw`
@@ -200,19 +199,28 @@ print(-1 if a.shape != b.shape else int((np.abs(a - b).max(axis=2) > 0).sum()), 
     const unknown = await hostile.locator('[data-testid=model-error]').textContent();
     check('an unknown model id is refused with a message', /no-such-model/.test(unknown) && (await hostile.locator('[data-testid=prob-row]').count()) === 0, unknown);
 
-    // 4. The picture is the engine's: the EXIF-rotated JPEG stays as stored (the engine's
-    //    coordinates), the 16-bit PGM shows the engine's grey, not a maxval-scaled one.
-    const pix = (p, fx, fy) => p.evaluate(([fx, fy]) => {
-      const c = document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=image-canvas]');
-      return c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data[0];
-    }, [fx, fy]);
+    // 4. The picture is the engine's own: after an EXIF-rotated JPEG and a 16-bit PGM, the
+    //    canvas shows result.preview (the engine's picture of what it decoded) in the engine's
+    //    geometry (data-image-size = result.image), whatever a browser would make of the file.
+    const shown = (p, points) => p.evaluate((pts) => {
+      const el = document.querySelector('csasn-classifier');
+      const r = window.__events.filter((e) => e.type === 'csasn-result').pop().detail.result;
+      const c = el.shadowRoot.querySelector('[data-testid=image-canvas]'), g = c.getContext('2d'), pv = r.preview;
+      return { size: el.getAttribute('data-image-size'), image: r.image, aspect: [c.width / c.height, r.image.w / r.image.h],
+        px: pts.map(([fx, fy]) => [g.getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data[0],
+          pv.data[Math.floor(pv.h * fy) * pv.w + Math.floor(pv.w * fx)]]) };
+    }, points);
+    // Away from the middle lines: the halves are flat there in either orientation, so the
+    // canvas (the preview stretched with smoothing) equals the preview to 2 grey levels.
+    const quarters = [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]];
+    const agree = (v) => v.size === `${v.image.w},${v.image.h}` && Math.abs(v.aspect[0] - v.aspect[1]) < 0.02 && v.px.every(([a, b]) => Math.abs(a - b) <= 2);
     await openImage(plain, exifJpg);
-    const exif = { size: await plain.locator('csasn-classifier').getAttribute('data-image-size'), left: await pix(plain, 0.25, 0.5), right: await pix(plain, 0.75, 0.5) };
-    // JPEG of a flat field: within a few levels of 0 and 255 away from the edge.
-    check('EXIF-rotated JPEG: shown unrotated, as the engine reads it (240x120, dark left, bright right)', exif.size === '240,120' && exif.left < 8 && exif.right > 247, JSON.stringify(exif));
+    const ex = await shown(plain, quarters);
+    check('EXIF-rotated JPEG: the canvas is the engine\'s preview, in the engine\'s geometry', agree(ex) &&
+      ex.px.some(([a]) => a < 40) && ex.px.some(([a]) => a > 215), JSON.stringify(ex));
     await openImage(plain, pgm16);
-    const grey = await pix(plain, 0.5, 0.5);
-    check('16-bit PGM (maxval 60000): shown as the engine scales it (grey 100, not 109)', Math.abs(grey - 100) <= 1, `grey ${grey}`);
+    const pg = await shown(plain, [[0.5, 0.5], [0.2, 0.8]]);
+    check('16-bit PGM (maxval 60000): the canvas is the engine\'s preview', agree(pg) && pg.size === '64,48', JSON.stringify(pg));
 
     // 4b. A new image while one is being analysed: the widget cancels the first (the client
     //     replaces its worker) and shows only the second.
