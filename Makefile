@@ -67,7 +67,10 @@ WASM_LDFLAGS := -O3 -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createCsasnModule \
                 -sENVIRONMENT=web,worker -sALLOW_MEMORY_GROWTH -sFILESYSTEM=0 \
                 -sMALLOC=emmalloc -sINCOMING_MODULE_JS_API=wasmBinary,instantiateWasm,print,printErr
 WASM_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj-wasm/%.o) $(BUILD)/obj-wasm/exports.o
-wasm: $(WASM_DIR)/csasn.mjs $(WASM_DIR)/csasn.wasm $(WASM_DIR)/csasn.js $(WASM_DIR)/worker.js \
+# The runtime's JavaScript (shell/*.js): the in-process API, the worker, its client, the
+# protocol they share, the downloads and the manifest reader.
+SHELL_JS   := csasn.js worker.js client.js protocol.js fetch.js manifest.js
+wasm: $(WASM_DIR)/csasn.mjs $(WASM_DIR)/csasn.wasm $(SHELL_JS:%=$(WASM_DIR)/%) \
       $(WASM_DIR)/csasn-mt.mjs
 
 $(BUILD)/obj-wasm/%.o: src/%.c $(HDRS) | $(BUILD)/obj-wasm/kernels

@@ -4,6 +4,7 @@
 //   const c = await createClassifier(modelBytes, { wasmBinary });
 //   const r = await c.classify(imageBytes, { roi: { x, y, w, h } });
 //   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model }
+//   // ({ preview: true } adds r.preview, the engine's gray picture of the image)
 //   c.info(); c.free();
 //
 //   // or: one engine for several models (the worker does this), warmed up while a model loads
@@ -18,16 +19,47 @@
 // fetch, cache and time the binary like any other asset. Without `wasmBinary` the file next
 // to this one is read (fetch in a browser, fs in node).
 //
-// Every call into wasm is synchronous; the methods return promises so callers can treat a
-// worker-hosted classifier (worker.js) and an in-process one the same way. One classifier
+// Every failure is a CsasnError (protocol.js) whose code says what failed. Every call into
+// wasm is synchronous; the methods return promises so callers can treat a
+// worker-hosted classifier (client.js) and an in-process one the same way. One classifier
 // serves one call at a time, like the C model it wraps.
 import createCsasnModule from './csasn.mjs';
+import { fetchBytes } from './fetch.js';
+import { CsasnError, ERR } from './protocol.js';
 
-// Word offsets of csasn_wasm_result (shell/exports.c): every field is 4 bytes.
+// Word offsets of csasn_wasm_result (shell/exports.c): every field is 4 bytes. The order is
+// the struct's; createEngine() compares each with the engine's offsetof() before use.
 const R = {
   nClasses: 0, top: 1, hasMalignancy: 2, malignancy: 3, probs: 4, logits: 5,
   attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
 };
+const RESULT_BYTES = 14 * 4;
+/** The layout this file reads: field -> byte offset, plus the struct size (tests print it). */
+export const RESULT_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entries(R).map(([k, w]) => [k, 4 * w])), sizeof: RESULT_BYTES });
+
+// csasn_wasm_result_layout(): the engine's offsetof() of every field in declaration order,
+// then sizeof. Any difference means this file would read one field as another. Exported for
+// tests/test_wasm_node.cjs, which also shows it refusing a drifted layout.
+export function checkResultLayout(mod) {
+  const names = Object.keys(R);
+  const n = names.length + 1;
+  const p = mod._csasn_wasm_alloc(4 * n);
+  if (!p) throw new CsasnError(ERR.INTERNAL, 'out of memory checking the result layout');
+  let got, total;
+  try {
+    total = mod._csasn_wasm_result_layout(p, n);
+    got = Array.from(mod.HEAP32.slice(p >> 2, (p >> 2) + n));
+  } finally {
+    mod._csasn_wasm_free(p);
+  }
+  const want = [...names.map((k) => 4 * R[k]), RESULT_BYTES];
+  const bad = [];
+  if (total !== n) bad.push(`${total} values for ${n}`);
+  names.forEach((k, i) => { if (got[i] !== want[i]) bad.push(`${k} at ${got[i]}, read at ${want[i]}`); });
+  if (got[n - 1] !== RESULT_BYTES) bad.push(`sizeof ${got[n - 1]}, read as ${RESULT_BYTES}`);
+  if (bad.length) throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on csasn_wasm_result: ${bad.join('; ')}`);
+  return got;
+}
 
 const INT32_MIN = -2147483648, INT32_MAX = 2147483647;
 // CSASN_MAX_IMAGE_BYTES of src/csasn.h: the one image-size limit of the CLI, this API and the page.
@@ -39,7 +71,7 @@ function toU8(bytes, what) {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw new TypeError(`${what} must be an ArrayBuffer or a typed array`);
+  throw new CsasnError(ERR.STATE, `${what} must be an ArrayBuffer or a typed array`);
 }
 
 async function defaultWasmBinary(name) {
@@ -48,9 +80,7 @@ async function defaultWasmBinary(name) {
     const fs = await import('node:fs/promises');
     return new Uint8Array(await fs.readFile(url));
   }
-  const res = await fetch(url, { credentials: 'same-origin' });
-  if (!res.ok) throw new Error(`could not load ${url.pathname}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  return fetchBytes(url, { what: 'the engine' });
 }
 
 /** Instantiates the engine and loads a model. Rejects with the loader's message.
@@ -74,7 +104,7 @@ export async function createEngine(options = {}) {
   let create = createCsasnModule;
   if (options.threads) {
     if (typeof SharedArrayBuffer === 'undefined') {
-      throw new Error('the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
+      throw new CsasnError(ERR.INTERNAL, 'the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
     }
     create = (await import('./csasn-mt.mjs')).default;
   }
@@ -95,7 +125,14 @@ export async function createEngine(options = {}) {
   }
   // The glue's own promise never settles if instantiation fails inside the hook.
   const mod = await Promise.race([create(cfg), instantiateFailed]);
-  return new Engine(mod, options.threads ? 2 : 1);
+  const engine = new Engine(mod, options.threads ? 2 : 1);
+  try {
+    engine.resultLayout = checkResultLayout(mod);
+  } catch (e) {
+    engine.close();
+    throw e;
+  }
+  return engine;
 }
 
 class Engine {
@@ -108,7 +145,7 @@ class Engine {
    *  before the first real image (V8 starts wasm in a baseline tier). Synchronous: call it in
    *  short slices between other work. */
   warmup(rounds = 1) {
-    if (!this._m) throw new Error('this engine has been closed');
+    if (!this._m) throw new CsasnError(ERR.STATE, 'this engine has been closed');
     return this._m._csasn_wasm_warmup(rounds) === 0;
   }
 
@@ -121,7 +158,7 @@ class Engine {
 
 class Classifier {
   constructor(engine, model, ownsEngine) {
-    if (!engine._m) throw new Error('this engine has been closed');
+    if (!engine._m) throw new CsasnError(ERR.STATE, 'this engine has been closed');
     const mod = engine._m;
     this._m = mod;
     this._engine = engine;
@@ -137,8 +174,7 @@ class Classifier {
       mod._csasn_wasm_free(buf); // the loader repacks the weights; the file copy is not kept
     }
     if (!handle) {
-      const e = new Error(this._lastError() || 'model load failed');
-      e.modelError = true; // the file, not the engine: worker.js tells the two apart
+      const e = new CsasnError(ERR.MODEL, this._lastError() || 'model load failed');
       if (ownsEngine) engine.close();
       throw e;
     }
@@ -150,7 +186,7 @@ class Classifier {
 
   _copyIn(u8) {
     const p = this._m._csasn_wasm_alloc(u8.length);
-    if (!p) throw new Error(`out of memory copying ${u8.length} bytes into the engine`);
+    if (!p) throw new CsasnError(ERR.INTERNAL, `out of memory copying ${u8.length} bytes into the engine`);
     this._m.HEAPU8.set(u8, p); // HEAPU8 is re-read: memory may have grown in alloc
     return p;
   }
@@ -169,7 +205,7 @@ class Classifier {
   }
 
   _alive() {
-    if (!this._h) throw new Error('this classifier has been freed');
+    if (!this._h) throw new CsasnError(ERR.STATE, 'this classifier has been freed');
   }
 
   _readInfo() {
@@ -218,7 +254,10 @@ class Classifier {
   }
 
   /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in pixels of the upright image
-   *  (the EXIF orientation applied, as browsers show it); result.image is its size. */
+   *  (the EXIF orientation applied, as browsers show it); result.image is its size.
+   *  options.preview: true adds result.preview = { w, h, data: Uint8Array[h*w] }, the engine's
+   *  own gray picture of the whole image (csasn_preview, src/csasn.h): w = h, each axis
+   *  resampled on its own, so it is shown stretched to result.image.w : result.image.h. */
   async classify(imageBytes, options = {}) {
     return this.classifySync(imageBytes, options);
   }
@@ -232,13 +271,13 @@ class Classifier {
       for (const k of ['x', 'y', 'w', 'h']) {
         const v = roi[k];
         if (!Number.isInteger(v) || v < INT32_MIN || v > INT32_MAX) {
-          throw new Error(`roi.${k} must be an integer in [${INT32_MIN}, ${INT32_MAX}] (got ${v})`);
+          throw new CsasnError(ERR.STATE, `roi.${k} must be an integer in [${INT32_MIN}, ${INT32_MAX}] (got ${v})`);
         }
       }
     }
     if (img.length > MAX_IMAGE_BYTES) {
       // Refused before the copy into wasm memory, with the engine's own words.
-      throw new Error(`image is ${img.length} bytes: over the ${MAX_IMAGE_BYTES / 1048576} MiB limit`);
+      throw new CsasnError(ERR.IMAGE, `image is ${img.length} bytes: over the ${MAX_IMAGE_BYTES / 1048576} MiB limit`);
     }
     const m = this._m;
     const buf = this._copyIn(img);
@@ -251,8 +290,27 @@ class Classifier {
     } finally {
       m._csasn_wasm_free(buf);
     }
-    if (!p) throw new Error(this._lastError() || 'classification failed');
-    return this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
+    if (!p) throw new CsasnError(ERR.IMAGE, this._lastError() || 'classification failed');
+    const r = this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
+    if (options.preview) r.preview = this._preview(img, r.image.w, r.image.h);
+    return r;
+  }
+
+  // The engine's preview of bytes it has just decoded (w x h image): the decode runs again,
+  // through the same code, so the picture is exactly the classified one.
+  _preview(img, w, h) {
+    const m = this._m;
+    const side = m._csasn_wasm_preview_side(w, h);
+    const buf = this._copyIn(img);
+    const out = m._csasn_wasm_alloc(side * side);
+    try {
+      if (!out) throw new CsasnError(ERR.INTERNAL, `out of memory for a ${side}x${side} preview`);
+      if (m._csasn_wasm_preview(buf, img.length, side, out) !== 0) throw new CsasnError(ERR.IMAGE, this._lastError() || 'preview failed');
+      return { w: side, h: side, data: m.HEAPU8.slice(out, out + side * side) };
+    } finally {
+      m._csasn_wasm_free(buf);
+      if (out) m._csasn_wasm_free(out);
+    }
   }
 
   /** Forward pass on a preprocessed input Float32Array [3][S][S] (planar, normalised). */
@@ -264,7 +322,7 @@ class Classifier {
     this._alive();
     const S = this.inputSize;
     if (!(input instanceof Float32Array) || input.length !== 3 * S * S) {
-      throw new Error(`forward expects a Float32Array of 3*${S}*${S} = ${3 * S * S} values`);
+      throw new CsasnError(ERR.STATE, `forward expects a Float32Array of 3*${S}*${S} = ${3 * S * S} values`);
     }
     const m = this._m;
     const buf = this._copyIn(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
@@ -276,7 +334,7 @@ class Classifier {
     } finally {
       m._csasn_wasm_free(buf);
     }
-    if (!p) throw new Error(this._lastError() || 'forward pass failed');
+    if (!p) throw new CsasnError(ERR.INTERNAL, this._lastError() || 'forward pass failed');
     return this._readResult(p, ms, null);
   }
 

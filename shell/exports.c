@@ -214,3 +214,47 @@ CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
 {
     return csasn_warmup(rounds) ? -1 : 0;
 }
+
+/* Byte offset of every field of csasn_wasm_result, in declaration order, then
+ * sizeof: out[] gets at most n of those 15 values; returns 15. shell/csasn.js
+ * compares them with the offsets it reads at, field by field, before it uses
+ * an engine, so a reordered or resized field fails loudly instead of being
+ * read as another. */
+CSASN_WASM_EXPORT int csasn_wasm_result_layout(int32_t *out, int n)
+{
+    const int32_t v[] = {
+        (int32_t)offsetof(csasn_wasm_result, n_classes),
+        (int32_t)offsetof(csasn_wasm_result, top),
+        (int32_t)offsetof(csasn_wasm_result, has_malignancy),
+        (int32_t)offsetof(csasn_wasm_result, malignancy),
+        (int32_t)offsetof(csasn_wasm_result, probs),
+        (int32_t)offsetof(csasn_wasm_result, logits),
+        (int32_t)offsetof(csasn_wasm_result, attention),
+        (int32_t)offsetof(csasn_wasm_result, att_h),
+        (int32_t)offsetof(csasn_wasm_result, att_w),
+        (int32_t)offsetof(csasn_wasm_result, mask),
+        (int32_t)offsetof(csasn_wasm_result, mask_h),
+        (int32_t)offsetof(csasn_wasm_result, mask_w),
+        (int32_t)offsetof(csasn_wasm_result, image_w),
+        (int32_t)offsetof(csasn_wasm_result, image_h),
+        (int32_t)sizeof(csasn_wasm_result),
+    };
+    int total = (int)(sizeof v / sizeof v[0]);
+    for (int i = 0; i < n && i < total; i++)
+        out[i] = v[i];
+    return total;
+}
+
+/* Image bytes -> out[side][side] gray preview (csasn_preview), 0 or -1 with
+ * csasn_wasm_error() set; side from csasn_wasm_preview_side(w, h). */
+CSASN_WASM_EXPORT int csasn_wasm_preview(const void *bytes, uint32_t len, int side, uint8_t *out)
+{
+    const char *err = csasn_preview(bytes, len, side, out, NULL, NULL);
+    set_error(err);
+    return err ? -1 : 0;
+}
+
+CSASN_WASM_EXPORT int csasn_wasm_preview_side(int image_w, int image_h)
+{
+    return csasn_preview_side(image_w, image_h);
+}

@@ -89,6 +89,22 @@ const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len
  * decoder actually allocated (0 for formats read in place). */
 void csasn_decode_stats(uint64_t *estimate, uint64_t *peak);
 
+/* A picture of what csasn_preprocess and csasn_classify decode, for a page to
+ * show so that it never decodes the file itself (src/preview.c says why): the
+ * whole image, gray, resampled to side x side by the same decoder, gray
+ * conversion and antialiased filter as the model input (each axis on its own:
+ * show it at image_w : image_h), out[side][side] = round(255 * gray). Upright (EXIF
+ * orientation applied, as for the model input), first frame only, 16-bit scaled as the engine scales it. side:
+ * 1..CSASN_PREVIEW_MAX_SIDE; csasn_preview_side() gives the one to use, which
+ * bounds the scratch memory (image_h x side doubles). *image_w, *image_h (may
+ * be NULL) get the decoded size. */
+#define CSASN_PREVIEW_MAX_SIDE 1024
+const char *csasn_preview(const void *bytes, size_t len, int side, uint8_t *out,
+                          int *image_w, int *image_h);
+/* min(max(image_w, image_h), CSASN_PREVIEW_MAX_SIDE), lowered for tall images
+ * so the resize scratch stays under 64 MiB; 0 for a bad size. */
+int csasn_preview_side(int image_w, int image_h);
+
 /* Forward pass on a preprocessed input[3][S][S]. */
 const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res);
 

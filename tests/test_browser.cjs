@@ -11,85 +11,43 @@
 // Saves build/screenshot.png.
 'use strict';
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const http = require('http');
-const { spawn, execFileSync } = require('child_process');
-const { ROOT, DATA, check, runMain } = require('./testlib.cjs');
-const { buildAll, testModel, testImages, cli, sha256 } = require('./test_wasm_node.cjs');
-
-function startServer(weightsDir) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'tools/serve.mjs'), '--port', '0', '--weights', weightsDir, '--log'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = [];
-    let buf = '', url = null;
-    p.stdout.setEncoding('utf8');
-    p.stdout.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        const m = /serving (http:\/\/\S+)/.exec(line);
-        if (m && !url) { url = m[1]; resolve({ proc: p, url, log }); } else if (line.startsWith('req ')) log.push(line);
-      }
-    });
-    let err = '';
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => { if (!url) reject(new Error(`serve.mjs exited ${code}: ${err}`)); });
-    setTimeout(() => { if (!url) reject(new Error('serve.mjs printed no URL in 10 s')); }, 10000);
-  });
-}
-
-function get(url) {
-  return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-    }).on('error', reject);
-  });
-}
+const { execFileSync } = require('child_process');
+const { ROOT, check, runMain } = require('./testlib.cjs');
+const { startServer, get, launch, compareShown, shownRows } = require('./browserlib.cjs');
+const { buildAll, testModel, writeManifest, testImages, cli } = require('./test_wasm_node.cjs');
 
 // A weights folder for the page: the shipped one when it exists, else one made here around
-// the generated test model. `tamper` adds a second entry for the same file whose hash in the
-// manifest does not match the bytes (what an altered file looks like to the page).
+// the generated test model, its manifest written by tools/manifest.py. `tamper` adds a second
+// model, a copy of the file altered after the manifest was written (what an altered file looks
+// like to the page: the manifest's hash is that of the original).
 function weightsDir(model, tamper) {
   if (model.shipped && !tamper) return path.join(ROOT, 'weights');
   const dir = path.join(ROOT, 'build', tamper ? 'test-weights-tampered' : 'test-weights');
+  fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const file = path.basename(model.file);
-  fs.copyFileSync(model.file, path.join(dir, file));
-  const hash = sha256(model.file);
   const id = file.replace(/\.csasn$/, '');
+  fs.copyFileSync(model.file, path.join(dir, file));
   fs.writeFileSync(path.join(dir, `${id}.md`), `# ${id}\n\nModel used by tests/test_browser.cjs.\n`);
-  const entry = { id, name: id, file, sha256: hash, bytes: fs.statSync(model.file).size, card: `${id}.md` };
-  const models = [entry];
-  if (tamper) models.push({ ...entry, id: `${id}-tampered`, name: `${id} (altered copy)`, sha256: hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) });
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ default: id, models }, null, 2));
-  return dir;
-}
-
-// Displayed percentages vs the CLI's probabilities: equal to the displayed precision means
-// |shown - 100 p| <= 0.05 (half a unit of the last digit), plus 1e-3 for the case where
-// 100 p sits on a rounding boundary and the wasm value (within 1e-5 of it) rounds the
-// other way.
-function compareShown(rows, ref) {
-  const probs = {};
-  ref.labels.forEach((l, i) => { probs[l] = ref.probs[i]; });
-  const bad = [];
-  for (const r of rows) {
-    const shown = parseFloat(r.text);
-    if (!(r.label in probs) || !/^\d+\.\d%$/.test(r.text) || Math.abs(shown - 100 * probs[r.label]) > 0.05 + 1e-3) bad.push(`${r.label}: shown ${r.text}, cli ${(100 * probs[r.label]).toFixed(4)}%`);
+  const files = [file], titles = { [id]: id };
+  if (tamper) {
+    fs.copyFileSync(model.file, path.join(dir, `${id}-tampered.csasn`));
+    files.push(`${id}-tampered.csasn`);
+    titles[`${id}-tampered`] = `${id} (altered copy)`;
   }
-  if (rows.length !== ref.labels.length) bad.push(`${rows.length} rows for ${ref.labels.length} classes`);
-  for (let i = 1; i < rows.length; i++) if (parseFloat(rows[i].text) > parseFloat(rows[i - 1].text)) bad.push('rows not sorted');
-  return bad;
+  writeManifest(dir, { files, default: id, titles });
+  if (tamper) {
+    const f = path.join(dir, `${id}-tampered.csasn`), b = fs.readFileSync(f);
+    b[b.length - 1] ^= 0x01; // one bit of the last weight
+    fs.writeFileSync(f, b);
+  }
+  return dir;
 }
 
 async function main() {
   buildAll();
-  const model = testModel();
+  const model = await testModel();
   console.log(`# model: ${path.relative(ROOT, model.file)}${model.shipped ? ' (shipped)' : ' (generated)'}`);
   const images = testImages();
   const ddti = images.find((p) => p.includes('/ddti/'));
@@ -97,8 +55,7 @@ async function main() {
 
   const srv = await startServer(weightsDir(model, false));
   const tampered = await startServer(weightsDir(model, true));
-  let ctx;
-  const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'csasn-chromium-'));
+  let browser;
   try {
     // Server headers: MIME types, the privacy policy and cross-origin isolation.
     const root = await get(srv.url);
@@ -112,13 +69,8 @@ async function main() {
     check('server: no path traversal', trav.status === 404, trav.status);
     const nLogBefore = srv.log.length;
 
-    const { chromium } = require('playwright-core');
-    ctx = await chromium.launchPersistentContext(udd, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      viewport: { width: 1360, height: 960 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launch();
+    const ctx = browser.ctx;
     const requests = [];
     const seen = new Set();
     const record = (req) => { if (!seen.has(req)) { seen.add(req); requests.push(req.url()); } };
@@ -161,7 +113,7 @@ async function main() {
         return Number(e.getAttribute('data-result-seq') || 0) > p && e.getAttribute('data-state') !== 'busy';
       }, prev, { timeout: 30000 });
     };
-    const rows = async () => page.$$eval('[data-testid=prob-row]', (els) => els.map((e) => ({ label: e.getAttribute('data-label'), text: e.querySelector('[data-testid=prob-value]').textContent, raw: e.getAttribute('data-prob') })));
+    const rows = () => shownRows(page);
 
     // 1. Whole image.
     let seq = await seqOf();
@@ -243,7 +195,7 @@ async function main() {
     check('error cleared', await page.locator('[data-testid=error]').isHidden());
 
     // 5. Drag-and-drop of a PGM and paste of a JPEG (made here from real images with PIL;
-    //    the browser cannot show PGM, so this also exercises the page's own PGM preview).
+    //    the browser cannot show PGM: the picture is the engine's own preview).
     const conv = path.join(ROOT, 'build/test-model');
     fs.mkdirSync(conv, { recursive: true });
     const pgm = path.join(conv, 'ddti-gray.pgm'), jpg = path.join(conv, 'busi.jpg');
@@ -256,7 +208,7 @@ async function main() {
         const dt = new DataTransfer();
         dt.items.add(new File([bytes], name, { type }));
         if (how === 'drop') {
-          document.querySelector('[data-testid=dropzone]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=dropzone]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
         } else {
           document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
         }
@@ -264,7 +216,7 @@ async function main() {
       await waitResult(prev);
       const bad = compareShown(await rows(), cli(model.file, file, null).json);
       const drawn = await page.evaluate(() => {
-        const c = document.querySelector('[data-testid=image-canvas]');
+        const c = document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=image-canvas]');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let s = 0;
         for (let i = 0; i < d.length; i += 4) s += d[i];
@@ -295,7 +247,7 @@ async function main() {
         if (e.kind === 'reject') {
           nRej++;
           await page.waitForFunction((n) => {
-            const er = document.querySelector('[data-testid=error]');
+            const er = document.querySelector('csasn-classifier').shadowRoot.querySelector('[data-testid=error]');
             return !er.hidden && er.textContent.includes(`"${n}"`);
           }, name, { timeout: 30000 }).catch(() => {});
           const text = ((await page.locator('[data-testid=error]').textContent()) || '').toLowerCase();
@@ -413,8 +365,8 @@ async function main() {
       await p2.waitForFunction(() => document.querySelector('csasn-classifier').hasAttribute('data-result-seq'), null, { timeout: 60000 });
     } catch (e) {
       const st = await p2.evaluate(() => {
-        const c = document.querySelector('csasn-classifier');
-        return `state ${c.getAttribute('data-state')}, error "${document.querySelector('[data-testid=error]').textContent}", model error "${document.querySelector('[data-testid=model-error]').textContent}", status "${document.querySelector('[data-testid=status]').textContent}"`;
+        const c = document.querySelector('csasn-classifier'), q = (t) => c.shadowRoot.querySelector(`[data-testid=${t}]`).textContent;
+        return `state ${c.getAttribute('data-state')}, error "${q('error')}", model error "${q('model-error')}", status "${q('status')}"`;
       });
       throw new Error(`second page: no result for ${path.basename(ddti)} (${st})`);
     }
@@ -427,14 +379,13 @@ async function main() {
     const seq2 = Number(await c2.getAttribute('data-result-seq') || 0);
     await p2.selectOption('[data-testid=model-select]', id);
     await p2.waitForFunction((p) => Number(document.querySelector('csasn-classifier').getAttribute('data-result-seq') || 0) > p, seq2, { timeout: 60000 });
-    const back = compareShown(await p2.$$eval('[data-testid=prob-row]', (els) => els.map((e) => ({ label: e.getAttribute('data-label'), text: e.querySelector('[data-testid=prob-value]').textContent }))), ref);
+    const back = compareShown(await shownRows(p2), ref);
     check('switching back to the good model re-classifies the open image', back.length === 0 && await p2.locator('[data-testid=model-error]').isHidden(), back.join('; '));
     await p2.close();
   } finally {
-    if (ctx) await ctx.close().catch(() => {});
+    if (browser) await browser.close();
     srv.proc.kill('SIGTERM');
     tampered.proc.kill('SIGTERM');
-    fs.rmSync(udd, { recursive: true, force: true });
   }
 }
 

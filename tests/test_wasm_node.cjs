@@ -12,6 +12,7 @@
 const fs = require('fs');
 const path = require('path');
 const { execFileSync, spawnSync } = require('child_process');
+const { pathToFileURL, fileURLToPath } = require('url');
 const crypto = require('crypto');
 
 const { ROOT, DATA, CLI, check, runMain } = require('./testlib.cjs');
@@ -68,22 +69,36 @@ csasn_format.write(out, config_to_meta(cfg), export_state(m), 'f16')
 print('wrote', out)
 `;
 
+// The shipped manifest through the one reader (shell/manifest.js) -> { models, default, ... }
+// or null when weights/manifest.json does not exist.
+async function shippedManifest() {
+  const file = path.join(ROOT, 'weights/manifest.json');
+  if (!fs.existsSync(file)) return null;
+  const { parseManifest } = await import(pathToFileURL(path.join(ROOT, 'shell/manifest.js')).href);
+  return parseManifest(JSON.parse(fs.readFileSync(file, 'utf8')), pathToFileURL(file).href);
+}
+
 // -> absolute path of the model the tests use, and whether it is the shipped one.
-function testModel() {
-  const manifest = path.join(ROOT, 'weights/manifest.json');
-  if (fs.existsSync(manifest)) {
-    const j = JSON.parse(fs.readFileSync(manifest, 'utf8'));
-    const list = Array.isArray(j) ? j : j.models || [];
-    const def = list.find((e) => e.default === true || (j.default && (e.id === j.default || e.name === j.default || e.file === j.default))) || list[0];
-    const file = def && (def.file || def.path || def.url);
-    if (file && fs.existsSync(path.join(ROOT, 'weights', file))) return { file: path.join(ROOT, 'weights', file), shipped: true };
-  }
+async function testModel() {
+  const man = await shippedManifest();
+  const def = man && man.models.find((m) => m.isDefault);
+  if (def && fs.existsSync(fileURLToPath(def.url))) return { file: fileURLToPath(def.url), shipped: true };
   const out = path.join(ROOT, 'build/test-model/csasn-test-tiny.csasn');
   if (!fs.existsSync(out)) {
     fs.mkdirSync(path.dirname(out), { recursive: true });
     execFileSync('/usr/bin/python3', ['-c', GEN_PY, ROOT, out, DATA], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
   return { file: out, shipped: false };
+}
+
+// DIR/manifest.json listing DIR's .csasn files, through the one writer (tools/manifest.py).
+// default: the id to start with; titles: { id: text }.
+function writeManifest(dir, { files = [], default: def = null, titles = {} } = {}) {
+  const args = [path.join(ROOT, 'tools/manifest.py'), dir, ...files];
+  if (def) args.push('--default', def);
+  for (const [id, t] of Object.entries(titles)) args.push('--title', `${id}=${t}`);
+  execFileSync('/usr/bin/python3', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  return path.join(dir, 'manifest.json');
 }
 
 // Real images: 4 DDTI thyroid crops and 4 BUSI breast scans of varied size.
@@ -120,9 +135,9 @@ async function loadApi() {
 
 async function main() {
   buildAll();
-  const { file: modelFile, shipped } = testModel();
+  const { file: modelFile, shipped } = await testModel();
   console.log(`# model: ${path.relative(ROOT, modelFile)}${shipped ? ' (shipped)' : ' (generated)'}`);
-  const { createClassifier } = await loadApi();
+  const { createClassifier, RESULT_LAYOUT, checkResultLayout } = await loadApi();
   const wasmBinary = fs.readFileSync(path.join(WASM_DIR, 'csasn.wasm'));
   const modelBytes = fs.readFileSync(modelFile);
   const c = await createClassifier(modelBytes, { wasmBinary });
@@ -130,6 +145,21 @@ async function main() {
   const meta = info.meta || {};
   const S = info.inputSize;
   check('info: labels and input size', Array.isArray(info.labels) && info.labels.length >= 2 && info.inputSize > 0, JSON.stringify(info).slice(0, 200));
+
+  // The result struct: the engine's offsetof() of every field (csasn_wasm_result_layout,
+  // shell/exports.c) against the offsets csasn.js reads at, field by field, and its size.
+  const names = Object.keys(RESULT_LAYOUT);
+  const engineLayout = c._engine.resultLayout || [];
+  const badFields = names.filter((k, i) => engineLayout[i] !== RESULT_LAYOUT[k]).map((k, i) => `${k}: engine ${engineLayout[names.indexOf(k)]}, js ${RESULT_LAYOUT[k]}`);
+  check(`result struct: all ${names.length - 1} field offsets and sizeof agree with csasn.js`, engineLayout.length === names.length && badFields.length === 0, badFields.join('; '));
+  // ...and the comparison refuses an engine whose struct moved one field (here `mask` 4 bytes on).
+  const shifted = engineLayout.map((v, i) => (names[i] === 'mask' ? v + 4 : v));
+  const heap = new Int32Array(64);
+  const fake = { HEAP32: heap, _csasn_wasm_alloc: () => 64, _csasn_wasm_free: () => {},
+    _csasn_wasm_result_layout: (p, n) => { heap.set(shifted.slice(0, n), p >> 2); return shifted.length; } };
+  let layoutErr = null;
+  try { checkResultLayout(fake); } catch (e) { layoutErr = e.message; }
+  check('result struct: a moved field is refused by name', /\bmask at 40, read at 36\b/.test(layoutErr || ''), layoutErr);
 
   // 1e-5 (the issue's bar): both builds run the same C code through the same 4-wide vector
   // macro layer (wasm SIMD128 / SSE2), so what can differ is only float rounding where the
@@ -171,6 +201,7 @@ async function main() {
     if (rr.attention) check(`roi ${name}: attention map in [0,1]`, rr.attention.data.every((v) => v >= 0 && v <= 1) && rr.attention.data.length === rr.attention.w * rr.attention.h);
   }
   console.log(`# ${compared} images, worst |wasm - native| = ${worst.toExponential(2)}`);
+  await previews(c, images);
 
   // Bad input: the promise rejects with the engine's own message (the CLI prints the same).
   const bad = [
@@ -235,6 +266,42 @@ async function main() {
   let freed = null;
   try { await c.classify(bytes0); } catch (e) { freed = e.message; }
   check('use after free rejects', /freed/.test(freed || ''), freed);
+}
+
+// The engine's preview (classify with preview: true; csasn_preview in src/csasn.h) is the
+// image it decoded: the same pixels as tools/preprocess.py (the Python twin of the decoder,
+// gray conversion and resize, checked against the C code by tests/test_preprocess.py) gives
+// at the preview's size with mean 0 and std 1, rounded to 8 bits. Tolerance: 1 grey level,
+// the rounding of values the two sides compute to 1e-5 that land on either side of a .5.
+async function previews(c, images) {
+  const dir = path.join(ROOT, 'build/test-model/previews');
+  fs.mkdirSync(dir, { recursive: true });
+  const jobs = [];
+  for (const img of images) {
+    const r = await c.classify(fs.readFileSync(img), { preview: true });
+    jobs.push({ img, r, out: path.join(dir, `${jobs.length}.u8`) });
+  }
+  const py = String.raw`
+import sys, json, numpy as np
+sys.path.insert(0, sys.argv[1])
+import preprocess
+for j in json.loads(sys.argv[2]):
+    g = preprocess.resize_normalize(preprocess.load_gray(j['img']), None, j['side'], [0, 0, 0], [1, 1, 1])[0]
+    np.clip(np.floor(g * np.float32(255) + np.float32(0.5)), 0, 255).astype(np.uint8).tofile(j['out'])
+`;
+  execFileSync('/usr/bin/python3', ['-c', py, path.join(ROOT, 'tools'), JSON.stringify(jobs.map((j) => ({ img: j.img, side: j.r.preview.w, out: j.out })))]);
+  const bad = [];
+  let worst = 0;
+  for (const j of jobs) {
+    const p = j.r.preview, want = fs.readFileSync(j.out);
+    const side = Math.min(1024, Math.max(j.r.image.w, j.r.image.h));
+    let d = p.data.length === want.length ? 0 : Infinity;
+    for (let i = 0; i < want.length && d !== Infinity; i++) d = Math.max(d, Math.abs(p.data[i] - want[i]));
+    worst = Math.max(worst, d);
+    if (p.w !== side || p.h !== side || d > 1) bad.push(`${path.basename(j.img)}: ${p.w}x${p.h} for ${j.r.image.w}x${j.r.image.h}, max |d| ${d}`);
+  }
+  check(`preview: ${jobs.length} real images, the engine's pixels at min(1024, longest side) within 1 level`, jobs.length > 0 && bad.length === 0, bad.join('; '));
+  console.log(`# preview: worst |engine - tools/preprocess.py| = ${worst} grey levels`);
 }
 
 // Issue 6 through the node API: the hostile corpus (tests/hostile/corpus.json). Every file to
@@ -318,4 +385,4 @@ async function hostile(createClassifier, wasmBinary, c, modelFile) {
 
 if (require.main === module) runMain('test_wasm_node', main);
 
-module.exports = { WASM_DIR, buildAll, testModel, testImages, cli, sha256 };
+module.exports = { WASM_DIR, buildAll, testModel, shippedManifest, writeManifest, testImages, cli, sha256 };

@@ -55,10 +55,12 @@ def main():
     L.check("manifest exists", os.path.exists(man_path), man_path)
     if not os.path.exists(man_path):
         return
-    man = json.load(open(man_path))
+    # Shape: src/MANIFEST.md (written by tools/manifest.py).
+    top = json.load(open(man_path))
+    man = top.get("models", []) if isinstance(top, dict) else []
     files = [e.get("file") for e in man]
     L.check("manifest lists both models", sorted(files) == ["breast-busi.csasn", "thyroid-ddti.csasn"], str(files))
-    defaults = [e["file"] for e in man if e.get("default")]
+    defaults = [e["file"] for e in man if e.get("id") == top.get("default")]
     L.check("thyroid model is the one default", defaults == ["thyroid-ddti.csasn"], str(defaults))
     for e in man:
         f = os.path.join(WEIGHTS, e["file"])

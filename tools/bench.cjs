@@ -350,7 +350,7 @@ async function openAndClassify(page, base, t) {
   } catch (e) {
     const st = await page.evaluate(() => {
       const c = document.querySelector('csasn-classifier');
-      return c ? `${c.getAttribute('data-state')}: ${c.textContent.replace(/\s+/g, ' ').slice(0, 400)}` : 'no <csasn-classifier>';
+      return c ? `${c.getAttribute('data-state')}: ${c.shadowRoot.textContent.replace(/\s+/g, ' ').slice(0, 400)}` : 'no <csasn-classifier>';
     }).catch(() => 'page gone');
     throw new Error(`no result on the page (${e.message.split('\n')[0]}); widget state ${st}`);
   }
@@ -456,7 +456,7 @@ function brotliSize(file) {
 function sizes() {
   const w = R('build', 'wasm');
   const s = { files: {} };
-  for (const f of ['csasn.wasm', 'csasn.mjs', 'csasn.js', 'worker.js']) {
+  for (const f of ['csasn.wasm', 'csasn.mjs', 'csasn.js', 'worker.js', 'client.js', 'protocol.js', 'fetch.js', 'manifest.js']) {
     const p = path.join(w, f);
     if (fs.existsSync(p)) s.files[f] = { bytes: fs.statSync(p).size, brotli: brotliSize(p) };
   }
@@ -493,30 +493,26 @@ function modelSpecs(only) {
   });
 }
 
-// The page's model list: weights/manifest.json for the shipped models; for csasn-b0-ti a
-// manifest written next to its file under build/bench/ (served with --weights build/bench).
-function chromiumTargets(specs, rows) {
+// The page's model list: weights/manifest.json for the shipped models (read by the one reader,
+// shell/manifest.js); for csasn-b0-ti a manifest written next to its file under build/bench/
+// by the one writer, tools/manifest.py (served with --weights build/bench).
+async function chromiumTargets(specs, rows) {
   const targets = [];
-  let manifest = null;
+  const { parseManifest } = await import(pathToFileURL(R('shell', 'manifest.js')).href);
   const mpath = R('weights', 'manifest.json');
-  if (fs.existsSync(mpath)) manifest = JSON.parse(fs.readFileSync(mpath, 'utf8'));
-  const entries = manifest ? (Array.isArray(manifest) ? manifest : manifest.models || []) : [];
+  const manifest = fs.existsSync(mpath) ? parseManifest(JSON.parse(fs.readFileSync(mpath, 'utf8')), pathToFileURL(mpath).href) : null;
   for (const spec of specs) {
     const row = rows.find((r) => r.name === spec.name);
     const t = { image: R(spec.ref.image), expectProbs: row && row.classify_probs };
     if (spec.name === 'csasn-b0-ti') {
-      const file = path.basename(spec.csasn);
-      const bytes = fs.readFileSync(R(spec.csasn));
-      const sha256 = require('crypto').createHash('sha256').update(bytes).digest('hex');
-      fs.writeFileSync(R('build', 'bench', 'manifest.json'), JSON.stringify({
-        default: spec.name,
-        models: [{ id: spec.name, title: `${spec.name} (random weights, benchmark)`, file, sha256, bytes: bytes.length }],
-      }));
-      targets.push({ ...t, id: spec.name, name: spec.name, weightsDir: R('build', 'bench') });
+      const dir = R('build', 'bench');
+      if (path.resolve(path.dirname(R(spec.csasn))) !== dir) throw new Error(`${spec.csasn} is not in build/bench/`);
+      execFileSync(PY, [R('tools', 'manifest.py'), dir, path.basename(spec.csasn), '--title', `${spec.name}=${spec.name} (random weights, benchmark)`], { stdio: ['ignore', 'ignore', 'inherit'] });
+      targets.push({ ...t, id: spec.name, name: spec.name, weightsDir: dir });
     } else {
-      const e = entries.find((x) => [x.file, x.path, x.url].some((f) => f && path.basename(f) === path.basename(spec.csasn)));
-      // ?model= accepts the manifest id or the file name (web/widget.js); the file is unambiguous.
-      if (e) targets.push({ ...t, id: e.file || e.path || e.url, name: spec.name, weightsDir: null, isDefault: !!e.default || (!Array.isArray(manifest) && manifest.default != null && [e.id, e.name, e.file].includes(manifest.default)) });
+      const e = manifest && manifest.models.find((x) => path.basename(x.file) === path.basename(spec.csasn));
+      // ?model= takes the manifest id (web/widget.js).
+      if (e) targets.push({ ...t, id: e.id, name: spec.name, weightsDir: null, isDefault: e.isDefault });
     }
   }
   return targets;
@@ -573,7 +569,7 @@ async function main() {
 
   if (!opts.skip.has('chromium')) {
     try {
-      result.chromium = await benchChromium(chromiumTargets(specs, result.models), opts);
+      result.chromium = await benchChromium(await chromiumTargets(specs, result.models), opts);
     } catch (e) {
       failed = true;
       console.error(`chromium: ${e.stack || e}`);

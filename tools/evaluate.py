@@ -211,32 +211,21 @@ def plots(prefix, title, sets, labels):
     plt.close(fig)
 
 
-MANIFEST = [
-    {"file": "thyroid-ddti.csasn", "name": "Thyroid nodule, TI-RADS category (DDTI)",
-     "card": "thyroid-ddti.md", "default": True},
-    {"file": "breast-busi.csasn", "name": "Breast lesion, normal / benign / malignant + mask (BUSI)",
-     "card": "breast-busi.md", "default": False},
-]
+# The shipped models, in the order the page lists them (tools/manifest.py writes the rest
+# of each entry from the file itself).
+SHIPPED = ["thyroid-ddti.csasn", "breast-busi.csasn"]
+TITLES = {"thyroid-ddti": "Thyroid nodule, TI-RADS category (DDTI)",
+          "breast-busi": "Breast lesion, normal / benign / malignant + mask (BUSI)"}
 
 
 def write_manifest(folder):
-    """weights/manifest.json (read by the page): file, name, card, default,
-    sha256, bytes, labels of every shipped model present in folder."""
-    import hashlib
-    out = []
-    for e in MANIFEST:
-        f = os.path.join(folder, e["file"])
-        if not os.path.exists(f):
-            continue
-        blob = open(f, "rb").read()
-        meta = csasn_format.read(blob)[0]
-        out.append(dict(e, sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
-                        labels=meta["csasn.labels"], malignant_labels=meta["csasn.malignant_labels"],
-                        input_size=meta["csasn.input_size"], segmentation=bool(meta["heads.segmentation"])))
-    with open(os.path.join(folder, "manifest.json"), "w") as fh:
-        json.dump(out, fh, indent=1)
-        fh.write("\n")
-    print(f"wrote {os.path.join(folder, 'manifest.json')} ({len(out)} models)")
+    """folder/manifest.json (read by the page) listing the shipped models present in folder."""
+    import manifest
+    files = [f for f in SHIPPED if os.path.exists(os.path.join(folder, f))]
+    ids = [f[:-len(".csasn")] for f in files]
+    out = manifest.write(folder, files, default="thyroid-ddti" if "thyroid-ddti" in ids else None,
+                         titles={k: v for k, v in TITLES.items() if k in ids})
+    print(f"wrote {out} ({len(files)} models)")
 
 
 def ablation_rows(pairs, rare=None):

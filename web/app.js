@@ -1,24 +1,26 @@
 // app.js - the page around <csasn-classifier>: picks the model from ?model=ID and exposes
-// measurement hooks for the benchmark (tools/bench) and the browser tests.
-import './widget.js';
+// measurement hooks for the benchmark (tools/bench.cjs) and the browser tests.
+import { benchHooks } from './widget.js';
 
 const t0 = performance.now();
 const clf = document.querySelector('csasn-classifier');
 const want = new URLSearchParams(location.search).get('model');
-if (clf && want && !clf.hasAttribute('model')) clf.setAttribute('model', want);
+if (clf && want && !clf.hasAttribute('model')) clf.model = want;
 
 // window.csasnBench: coldStartMs = navigation start to the first displayed result (null
 // until then); loadTiming = the worker's split of the model load; run(n) = engine ms of n
 // classifications of the current image inside the worker; roundTrips(n) = page-measured
-// ms of n classify messages (engine + messaging); lastResult = the last displayed result.
+// ms of n classify requests (engine + messaging); lastResult = the last displayed result.
+const hooks = clf ? benchHooks(clf) : null;
 const bench = {
   scriptStartMs: t0,
   coldStartMs: null,
   firstResult: null,
   readyMs: null,
-  get loadTiming() { return clf ? clf.loadTiming : null; },
-  run: (n = 30) => clf.bench(n),
-  roundTrips: (n = 30) => clf.roundTrips(n),
+  lastResult: null,
+  get loadTiming() { return hooks ? hooks.loadTiming : null; },
+  run: (n = 30) => hooks.run(n),
+  roundTrips: (n = 30) => hooks.roundTrips(n),
 };
 window.csasnBench = bench;
 if (clf) {

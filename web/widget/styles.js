@@ -1,6 +1,10 @@
-/* widget.css - styles of <csasn-classifier> (web/widget.js). Every rule is scoped under
-   .cz so a portal embedding the element keeps its own look. */
-.cz {
+// styles.js - the styles of <csasn-classifier>, adopted by its shadow root as a constructed
+// stylesheet: nothing is added to the host page, the page's rules cannot reach inside, and
+// no request is made for them. Constructed sheets are CSSOM, which a CSP of style-src 'self'
+// (tools/serve.mjs) allows, where an inline <style> would be refused.
+const CSS = `
+/* The custom properties are the element's theme: a page may set them on the element. */
+:host {
   --cz-accent: #0f6e8c;
   --cz-accent-strong: #0b5870;
   --cz-accent-soft: #e3f1f6;
@@ -12,6 +16,14 @@
   --cz-danger-soft: #fdecea;
   --cz-warn: #b54708;
   --cz-radius: 12px;
+  display: block;
+}
+:host([hidden]) { display: none; }
+/* Nothing inherited from the page: a portal's global rules (font, colour, line height,
+   letter spacing, text transform...) reach the host element and would flow into this tree
+   through inheritance; the root starts from initial values instead. */
+.cz {
+  all: initial;
   display: block;
   color: var(--cz-text);
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
@@ -155,3 +167,15 @@
 .cz-placeholder ul { margin: 0; padding-left: 20px; }
 .cz-placeholder li { margin: 2px 0; }
 .cz-model-error { margin: -6px 0 16px; }
+`;
+
+let sheet = null; // one sheet shared by every instance
+
+/** Gives root (a ShadowRoot) the widget's styles. */
+export function adoptStyles(root) {
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+  }
+  root.adoptedStyleSheets = [sheet];
+}
