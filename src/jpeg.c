@@ -98,27 +98,23 @@ static void br_fill(bitreader *b)
     }
 }
 
-static int br_skip(bitreader *b, int n)   /* n <= 32 */
+/* The next n bits into *v (when v is not NULL), consumed; 0 if the data ends first. */
+static int br_get(bitreader *b, int n, unsigned *v)   /* 1 <= n <= 16, or <= 32 without v */
 {
     if (b->bits < n)
         br_fill(b);
     if (b->bits < n)
         return 0;
+    if (v)
+        *v = (unsigned)(b->buf >> (64 - n));
     b->buf <<= n;
     b->bits -= n;
     return 1;
 }
 
-static int br_get(bitreader *b, int n, unsigned *v)   /* 1 <= n <= 16 */
+static int br_skip(bitreader *b, int n)   /* n <= 32 */
 {
-    if (b->bits < n)
-        br_fill(b);
-    if (b->bits < n)
-        return 0;
-    *v = (unsigned)(b->buf >> (64 - n));
-    b->buf <<= n;
-    b->bits -= n;
-    return 1;
+    return br_get(b, n, NULL);
 }
 
 /* -> symbol, E_CODE (no such code) or E_DATA (the data ends inside it) */
