@@ -47,7 +47,7 @@ deps:
 test: deps all $(C_TESTS) test-asan
 	$(PY) tests/run.py
 
-# Browser build (issue 3): the engine + shell/exports.c -> build/wasm/csasn.{mjs,wasm}, with
+# Browser build (the page runs the engine itself): the engine + shell/exports.c -> build/wasm/csasn.{mjs,wasm}, with
 # the JS API and worker copied next to them so build/wasm/ is the whole runtime the page loads.
 # ENVIRONMENT omits `node` on purpose: emcc 3.1.6's node branch uses __dirname/require, which
 # do not exist in an ES module; the web branch runs fine in node once the caller hands the glue
@@ -85,7 +85,7 @@ $(WASM_DIR)/csasn.mjs $(WASM_DIR)/csasn.wasm &: $(WASM_OBJ) | $(WASM_DIR)
 $(WASM_DIR)/%.js: shell/%.js | $(WASM_DIR)
 	cp $< $@
 
-# The threaded variant (issue 5): the same sources with -pthread and 2 threads by default
+# The threaded variant (two cores when the page is cross-origin isolated): the same sources with -pthread and 2 threads by default
 # (-DCSASN_THREADS=2: src/kernels/ splits GEMM columns, depthwise rows and attention query
 # blocks, bit-identical to one thread) -> build/wasm/csasn-mt.{mjs,wasm,worker.js}. worker.js
 # loads it instead of csasn.* when the page is cross-origin isolated (SharedArrayBuffer
@@ -119,7 +119,7 @@ PORT ?= 8000
 serve: all wasm
 	node tools/serve.mjs --port $(PORT)
 
-# `make bench` (issue 5): this engine (wasm in node, native CLI) against onnxruntime-web and the
+# `make bench` (speed as ratios against a peer in the same run): this engine (wasm in node, native CLI) against onnxruntime-web and the
 # PyTorch reference, single thread, on csasn-b0-ti and every shipped model, plus the page in
 # headless Chromium, kernel GFLOP/s in wasm and the download size. Table on stdout, figures in
 # build/bench.json. BENCH_ARGS passes options to tools/bench.cjs (e.g. --skip chromium).
@@ -153,7 +153,7 @@ help:
 clean:
 	rm -rf $(BUILD)
 
-# ---------------------------------------------------------------- hostile input (issue 6)
+# ---------------------------------------------------------------- hostile input (fuzzing, sanitizers)
 # `make fuzz [FUZZ_SECONDS=60]`: libFuzzer targets tests/fuzz/fuzz_*.c (clang, ASan + UBSan),
 # each run FUZZ_SECONDS over its seeds tests/fuzz/corpus_*/; what a run learns goes to
 # build/fuzz/corpus_*/ (kept between runs, never into tests/), crashes to build/fuzz/crash-*.

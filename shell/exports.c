@@ -9,7 +9,7 @@
  * The last error message is kept so a failing call can return 0/NULL and
  * JavaScript fetches the text afterwards with csasn_wasm_error().
  *
- * Nothing here prints: the wasm build has no stdio (issue 5 wants it small).
+ * Nothing here prints: the wasm build has no stdio (the download stays small).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  *
  * The engine reads a model file (format: src/FORMAT.md) from a memory buffer,
  * decodes an image from bytes, crops an optional region of interest, resizes it
- * with antialiasing, normalises it and runs the CSASN forward pass (DESIGN.md
+ * with antialiasing, normalises it and runs the CSASN forward pass (src/ARCHITECTURE.md
  * section 1). Every function that can fail returns NULL on success or an error
  * message (a string owned by the library, valid until the next call on the same
  * thread). Nothing here ever exits the process.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Fuzz smoke (issue 6 item 1): builds the libFuzzer targets (make fuzz-build:
+"""Fuzz smoke (every fuzz target builds and runs clean): builds the libFuzzer targets (make fuzz-build:
 clang, ASan + UBSan) and
 
 1. replays every regression input tests/fuzz/regress/<target>_*.bin (each crash

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The hostile-input corpus (tests/hostile/, issue 6 item 4) through the native CLI.
+"""The hostile-input corpus (tests/hostile/: bad input gets a clear error) through the native CLI.
 
 - Every file of tests/hostile/reject/ is refused: an image with a JSON error line
   that contains one of the words listed for it in tests/hostile/corpus.json, a

@@ -3,7 +3,7 @@
 //
 // Model: the manifest's default model in weights/ when it exists (the shipped one), else a
 // small CSASN generated from the PyTorch reference with BatchNorm statistics calibrated on
-// real DDTI images (random init alone gives near-constant outputs, see DESIGN.md), written
+// real DDTI images (random init alone gives near-constant outputs, see src/ARCHITECTURE.md and tools/csasn_model.py calibrate_batchnorm), written
 // to build/test-model/. Both paths run the same checks.
 //
 // Also exported (require('./test_wasm_node.cjs')) for tests/test_browser.cjs: the model
@@ -304,7 +304,7 @@ for j in json.loads(sys.argv[2]):
   console.log(`# preview: worst |engine - tools/preprocess.py| = ${worst} grey levels`);
 }
 
-// Issue 6 through the node API: the hostile corpus (tests/hostile/corpus.json). Every file to
+// Hostile input through the node API: the hostile corpus (tests/hostile/corpus.json). Every file to
 // reject rejects with the engine's own message, the same text the CLI prints, containing one
 // of the words the corpus expects, and never yields a probability; every unusual but valid
 // file classifies like the CLI does. Then 1,000 classifications leave wasm memory unchanged

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// bench.cjs - `make bench` (issue 5): this engine against onnxruntime-web, side by side.
+// bench.cjs - `make bench`: this engine against onnxruntime-web, side by side.
 //
 //   node tools/bench.cjs [--runs 30] [--warmup 10] [--per-round 5] [--only NAME[,NAME]]
 //                        [--skip models,chromium,native,torch,kernels] [--cold-runs 5]
@@ -433,7 +433,7 @@ async function benchPage(browser, base, t, opts) {
 
 // ------------------------------------------------------------------ kernels, size, machine
 
-// tools/kernel_bench.c built for wasm (run in node: the figure issue 5 asks for) and natively.
+// tools/kernel_bench.c built for wasm (run in node: GFLOP/s per kernel in wasm) and natively.
 function benchKernels() {
   const js = R('build', 'bench', 'kernel_bench.cjs');
   if (!fs.existsSync(js)) throw new Error('build/bench/kernel_bench.cjs missing (make bench builds it)');

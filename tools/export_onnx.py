@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """ONNX export of the PyTorch reference (tools/csasn_model.py) for the benchmark
-(`make bench`, issue 5) and the ONNX parity test (tests/test_onnx_parity.cjs).
+(`make bench`) and the ONNX parity test (tests/test_onnx_parity.cjs).
 
 For every model it writes, under build/bench/ (or --out):
   NAME.onnx        torch.onnx.export of CSASN.predict: input [1,3,S,S] (normalised,
@@ -15,7 +15,7 @@ For every model it writes, under build/bench/ (or --out):
 
 Models: `csasn-b0-ti` at 224x224 with random weights whose BatchNorm statistics
 are calibrated on real DDTI/BUSI images (a randomly initialised CNN otherwise
-makes activations vanish, DESIGN.md section 4) and whose heads are scaled so the
+makes activations vanish) and whose heads are scaled so the
 probabilities are not uniform, plus each shipped model weights/*.csasn.
 
 Usage: /usr/bin/python3 tools/export_onnx.py [--out build/bench] [--opset 17]

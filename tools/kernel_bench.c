@@ -1,8 +1,8 @@
 /* kernel_bench.c - GFLOP/s of the engine's own kernels (src/kernels/) on the
- * shapes that dominate csasn-b0-ti, for `make bench` (issue 5).
+ * shapes that dominate csasn-b0-ti, for `make bench`.
  *
  * Built twice by the Makefile's bench rule: with emcc -O3 -msimd128 (run in
- * node by tools/bench.cjs: the number issue 5 asks for) and natively, both
+ * node by tools/bench.cjs: GFLOP/s per kernel in wasm) and natively, both
  * linking only src/kernels/, so what is timed is exactly what the model calls:
  *   - csasn__gemm on the ViT linear layers, weights packed by csasn__pack_b as
  *     the loader does, bias added and (fc1) GELU fused, as in the forward pass;
@@ -12,7 +12,7 @@
  * and activation work is not counted, so the figures are conservative.
  *
  * Each case is warmed up for ~0.3 s first: V8 runs wasm in its baseline tier
- * until a function is hot (DESIGN.md section 4), and timing the first calls
+ * until a function is hot, and timing the first calls
  * measures the compiler, not the kernel. Then the best of 7 batches, each long
  * enough (~50 ms) for the clock; best-of because the machine is shared and
  * interference only ever adds time.

@@ -13,7 +13,7 @@
 //
 // Every response carries the privacy and isolation headers: a Content-Security-Policy that
 // allows nothing but this origin (and wasm compilation), COOP/COEP so the page is
-// cross-origin isolated (threads, issue 5), nosniff and no referrer.
+// cross-origin isolated (threads), nosniff and no referrer.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';

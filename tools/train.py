@@ -18,7 +18,7 @@ Modes
   validation split plays the role above, the outer fold is only predicted.
   Out-of-fold predictions go to --result (npz + json), which tools/evaluate.py reads.
 
-Loss (DESIGN.md 1.7): subtype cross-entropy with per-class weights recomputed
+Loss (src/ARCHITECTURE.md, section 1.7): subtype cross-entropy with per-class weights recomputed
 every epoch = 0.5 * sqrt-inverse-frequency + 0.5 * (1 - smoothed validation
 recall) (classes the model misses get more weight), optional focal term
 (--focal); malignancy BCE balanced by class frequency; segmentation Dice + BCE

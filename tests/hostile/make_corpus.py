@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generates the hostile-input corpus (issue 6 item 4), reproducibly.
+"""Generates the hostile-input corpus (every bad file gets a clear error), reproducibly.
 
     tests/hostile/make_corpus.py            small files -> tests/hostile/{reject,valid}/
                                             + tests/hostile/corpus.json (what each file is)
