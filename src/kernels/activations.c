@@ -39,7 +39,7 @@ void csasn__act__simd(float *x, int n, int act)
     case CSASN__ACT_SIGMOID: ACT_LOOP(CSASN__ACT_SIGMOID); break;
     default: return;
     }
-    if (i < n) act_tail(x + i, n - i, act);
+    if (i < n) act_tail__simd(x + i, n - i, act);
 }
 #undef ACT_LOOP
 

@@ -49,7 +49,7 @@ uint64_t csasn__attention_scratch_floats(int T, int D, int heads)
 /* K_h [T x hd] (rows of stride ld) as GEMM panels of B = K_h^T [hd x T]
  * (zero biases), times scale: S = Q K^T * scale then comes straight out of
  * the GEMM (the product rounds differently from (q.k)*scale, by an ulp). */
-static void pack_k(const float *src, int T, int hd, size_t ld, float scale, float *dst)
+static void pack_k__simd(const float *src, int T, int hd, size_t ld, float scale, float *dst)
 {
     csasn__v4 vs = V4_SPLAT(scale);
     for (int n0 = 0; n0 < T; n0 += CSASN__NR) {
@@ -86,7 +86,7 @@ static void pack_k(const float *src, int T, int hd, size_t ld, float scale, floa
 
 /* V_h [T x hd] (rows of stride ld) as GEMM panels of B [T x hd] (zero
  * biases): panel p, row t is V_h[t][8p .. 8p+7], a contiguous copy. */
-static void pack_v(const float *src, int T, int hd, size_t ld, float *dst)
+static void pack_v__simd(const float *src, int T, int hd, size_t ld, float *dst)
 {
     for (int n0 = 0; n0 < hd; n0 += CSASN__NR) {
         float *p = dst + (size_t)(n0 / CSASN__NR) * ((size_t)T + 1) * CSASN__NR;
@@ -116,16 +116,16 @@ typedef struct {
     const float *qkv, *Kp, *Vp;
     float *out, *S;
     int T, D, hd, h;
-} attn_job;
+} attention_job;
 
 /* Part i of n: a contiguous range of 4-query blocks of head h, with its own
  * scratch: the 4 score rows S [4 x T] and their exponentials Sp [T x 4],
  * written transposed (4x4 register transposes) so that Sp is already the
  * packed A strip of the product with V: no packing pass, and the row sums of
  * the softmax are the lanes of one vector accumulator. */
-static void attn_part(void *ctx, int part, int nparts)
+static void attention_part__simd(void *ctx, int part, int nparts)
 {
-    const attn_job *a = ctx;
+    const attention_job *a = ctx;
     int T = a->T, D = a->D, hd = a->hd, h = a->h, nb = (T + CSASN__MR - 1) / CSASN__MR;
     size_t ld = (size_t)3 * D;
     float *S = a->S + (size_t)part * 2 * CSASN__MR * T;  /* [4 x T] */
@@ -165,7 +165,7 @@ static void attn_part(void *ctx, int part, int nparts)
         /* O [4 x hd] = Sp^T V_h, then each row / its sum */
         float *o = a->out + (size_t)i0 * D + h * hd;
         for (int j0 = 0; j0 < hd; j0 += CSASN__NR)
-            csasn__gemm_4x8__simd_packed(mr, imin(CSASN__NR, hd - j0), T, Sp,
+            gemm_4x8__simd_packed(mr, imin(CSASN__NR, hd - j0), T, Sp,
                                          a->Vp + (size_t)(j0 / CSASN__NR) * ((size_t)T + 1) * CSASN__NR,
                                          o + j0, D, NULL, 0, CSASN__ACT_NONE);
         for (int r = 0; r < mr; r++) {
@@ -188,10 +188,10 @@ void csasn__attention__simd(const float *qkv, int T, int D, int heads, float *ou
     float *Vp = Kp + csasn__pack_floats(hd, T);          /* V_h as B [T x hd], packed */
     float *S = Vp + csasn__pack_floats(T, hd);           /* [threads][2][4 x T] */
     for (int h = 0; h < heads; h++) {
-        pack_k(qkv + D + h * hd, T, hd, ld, scale, Kp);
-        pack_v(qkv + 2 * D + h * hd, T, hd, ld, Vp);
-        attn_job a = {qkv, Kp, Vp, out, S, T, D, hd, h};
-        csasn__parallel(attn_part, &a, (double)T * T * hd >= 2e5 ? (T + CSASN__MR - 1) / CSASN__MR : 1);
+        pack_k__simd(qkv + D + h * hd, T, hd, ld, scale, Kp);
+        pack_v__simd(qkv + 2 * D + h * hd, T, hd, ld, Vp);
+        attention_job a = {qkv, Kp, Vp, out, S, T, D, hd, h};
+        csasn__parallel(attention_part__simd, &a, (double)T * T * hd >= 2e5 ? (T + CSASN__MR - 1) / CSASN__MR : 1);
     }
 }
 

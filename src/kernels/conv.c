@@ -30,7 +30,7 @@ void csasn__dwconv__scalar(const float *in, int H, int W, int C, int k, int stri
 }
 
 /* One output pixel of the depthwise conv, channels c0..C-1. */
-static void dw_pixel__simd(const float *in, int H, int W, int C, int k, int stride, const float *w,
+static void dwconv_pixel__simd(const float *in, int H, int W, int C, int k, int stride, const float *w,
                            const float *bias, float *out, int Wo, int oy, int ox, int c, int act)
 {
     int p = (k - 1) / 2, iy0 = oy * stride - p, ix0 = ox * stride - p;
@@ -70,7 +70,7 @@ static void dw_pixel__simd(const float *in, int H, int W, int C, int k, int stri
                            w[(size_t)(ky * k + kx) * C + c + j];
             t[j] = acc;
         }
-        act_tail(t, C - c, act);
+        act_tail__simd(t, C - c, act);
         memcpy(o + c, t, (size_t)(C - c) * sizeof(float));
     }
 }
@@ -78,8 +78,8 @@ static void dw_pixel__simd(const float *in, int H, int W, int C, int k, int stri
 /* Two horizontally adjacent output pixels whose taps are all inside the
  * image in x: each weight vector is loaded once for both (6 loads per tap and
  * 8 channels instead of 8). Channels below the last multiple of 8 only; the
- * rest goes through dw_pixel__simd. Same summation order as one pixel. */
-static int dw_pair__simd(const float *in, int H, int W, int C, int k, int stride, const float *w,
+ * rest goes through dwconv_pixel__simd. Same summation order as one pixel. */
+static int dwconv_pair__simd(const float *in, int H, int W, int C, int k, int stride, const float *w,
                          const float *bias, float *out, int Wo, int oy, int ox, int act)
 {
     int p = (k - 1) / 2, iy0 = oy * stride - p, ix0 = ox * stride - p;
@@ -113,12 +113,12 @@ typedef struct {
     const float *in, *w, *bias;
     float *out;
     int H, W, C, k, stride, act;
-} dw_job;
+} dwconv_job;
 
 /* Part i of n: a contiguous range of output rows. */
-static void dw_part(void *ctx, int part, int nparts)
+static void dwconv_part__simd(void *ctx, int part, int nparts)
 {
-    const dw_job *d = ctx;
+    const dwconv_job *d = ctx;
     const float *in = d->in, *w = d->w, *bias = d->bias;
     float *out = d->out;
     int H = d->H, W = d->W, C = d->C, k = d->k, stride = d->stride, act = d->act;
@@ -128,15 +128,15 @@ static void dw_part(void *ctx, int part, int nparts)
         for (int ox = 0; ox < Wo; ox++) {
             /* pair path when ox and ox+1 have every tap inside the image in x */
             if (ox + 1 < Wo && ox * stride - p >= 0 && (ox + 1) * stride - p + k <= W && C >= 8) {
-                int c = dw_pair__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox, act);
+                int c = dwconv_pair__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox, act);
                 if (c < C) {
-                    dw_pixel__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox, c, act);
-                    dw_pixel__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox + 1, c, act);
+                    dwconv_pixel__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox, c, act);
+                    dwconv_pixel__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox + 1, c, act);
                 }
                 ox++;
                 continue;
             }
-            dw_pixel__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox, 0, act);
+            dwconv_pixel__simd(in, H, W, C, k, stride, w, bias, out, Wo, oy, ox, 0, act);
         }
 }
 
@@ -144,9 +144,9 @@ void csasn__dwconv__simd(const float *in, int H, int W, int C, int k, int stride
                          const float *w, const float *bias, float *out, int act)
 {
     assert(in && w && bias && out && H >= 1 && W >= 1 && C >= 1 && k >= 1 && k % 2 == 1 && (stride == 1 || stride == 2));
-    dw_job d = {in, w, bias, out, H, W, C, k, stride, act};
+    dwconv_job d = {in, w, bias, out, H, W, C, k, stride, act};
     int p = (k - 1) / 2, Ho = (H + 2 * p - k) / stride + 1, Wo = (W + 2 * p - k) / stride + 1;
-    csasn__parallel(dw_part, &d, (double)Ho * Wo * C * k * k >= 2e5 ? Ho : 1);
+    csasn__parallel(dwconv_part__simd, &d, (double)Ho * Wo * C * k * k >= 2e5 ? Ho : 1);
 }
 
 void csasn__dwconv(const float *in, int H, int W, int C, int k, int stride,

@@ -106,11 +106,4 @@ int csasn__parallel(csasn__task_fn fn, void *ctx, int parts)
 #else
 void csasn__set_threads(int n) { (void)n; }   /* built without threads: always 1 */
 int csasn__threads(void) { return 1; }
-int csasn__parallel(csasn__task_fn fn, void *ctx, int parts)
-{
-    assert(fn && parts >= 1);
-    (void)parts;
-    fn(ctx, 0, 1);
-    return 1;
-}
 #endif

@@ -96,7 +96,7 @@ VINLINE csasn__v4 v4_act(csasn__v4 x, int act)
 
 /* The vector activation on n < 4 values (tails), so a SIMD kernel uses one
  * definition of each activation for all its outputs. */
-static inline void act_tail(float *x, int n, int act)
+static inline void act_tail__simd(float *x, int n, int act)
 {
     float t[4] = {0, 0, 0, 0};
     memcpy(t, x, (size_t)n * sizeof(float));
