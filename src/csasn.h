@@ -136,6 +136,12 @@ const char *csasn_bench_input(const csasn_model *m, float *out);
  * Needs no model. Natively it only costs time. */
 const char *csasn_warmup(int rounds);
 
+/* SHA-256 of a buffer (FIPS 180-4): how a report names the model file it
+ * used and an adapted model names its base. out: 32 bytes, or 64 lowercase hex
+ * digits and a NUL. */
+void csasn_sha256(const void *data, size_t len, uint8_t out[32]);
+void csasn_sha256_hex(const void *data, size_t len, char out[65]);
+
 #ifdef __cplusplus
 }
 #endif

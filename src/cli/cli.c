@@ -311,7 +311,8 @@ static int parse_options(int argc, char **argv, const char *allowed, options *o)
 }
 
 /* Loads the model named by --model. Returns NULL and sets *status on failure. */
-static csasn_model *load_model(const char *path, int *status)
+/* sha (may be NULL) gets the file's SHA-256 in hex. */
+static csasn_model *load_model(const char *path, int *status, char sha[65])
 {
     unsigned char *buf;
     size_t len;
@@ -334,6 +335,8 @@ static csasn_model *load_model(const char *path, int *status)
         *status = 1;
         return NULL;
     }
+    if (sha)
+        csasn_sha256_hex(buf, len, sha);
     free(buf);
     return m;
 }
@@ -361,7 +364,7 @@ static int cmd_classify(const options *o)
     if (o->n_files < 1)
         return usage("%s", "classify needs at least one IMAGE");
     int status = 0;
-    csasn_model *m = load_model(o->model, &status);
+    csasn_model *m = load_model(o->model, &status, NULL);
     if (!m)
         return status;
     int failed = 0, unreadable = 0;
@@ -438,12 +441,15 @@ static int cmd_info(const options *o)
     if (o->n_files)
         return usage("unexpected argument '%s'", o->files[0]);
     int status = 0;
-    csasn_model *m = load_model(o->model, &status);
+    char sha[65];
+    csasn_model *m = load_model(o->model, &status, sha);
     if (!m)
         return status;
-    /* One JSON object: the metadata keys (all dotted) plus the file's facts. */
+    /* One JSON object: the metadata keys (all dotted) plus the file's facts,
+     * and the file's SHA-256 (what a report names the model by). */
     const char *info = csasn_model_info_json(m);
-    printf("%s\n", info ? info : "{}");
+    size_t n = strlen(info);
+    printf("%.*s, \"sha256\": \"%s\"}\n", (int)(n - 1), info, sha);
     csasn_model_free(m);
     return 0;
 }
@@ -463,7 +469,7 @@ static int cmd_bench(const options *o)
     size_t img_len = 0;
     if (o->n_files == 1 && (status = read_image_arg(o->files[0], &img, &img_len)) != 0)
         return status;
-    csasn_model *m = load_model(o->model, &status);
+    csasn_model *m = load_model(o->model, &status, NULL);
     if (!m) {
         free(img);
         return status;
@@ -545,7 +551,7 @@ static int cmd_dump(const options *o, int preprocess_only)
     int status = read_image_arg(o->files[0], &img, &len);
     if (status)
         return status;
-    csasn_model *m = load_model(o->model, &status);
+    csasn_model *m = load_model(o->model, &status, NULL);
     if (!m) {
         free(img);
         return status;
