@@ -1,7 +1,8 @@
 /* csasn.h - CSASN thyroid/breast ultrasound classifier, the one public header.
  *
  * The engine reads a model file (format: src/FORMAT.md) from a memory buffer,
- * decodes an image from bytes, crops an optional region of interest, resizes it
+ * decodes an image from bytes, takes the model's region of an optional region
+ * of interest (its region rule: stretch, square or letterbox), resizes it
  * with antialiasing, normalises it and runs the CSASN forward pass (src/ARCHITECTURE.md
  * section 1). Every function that can fail returns NULL on success or an error
  * message (a string owned by the library, valid until the next call on the same
@@ -89,11 +90,10 @@ void csasn_model_free(csasn_model *m);
 /* The region of an image_w x image_h upright image that the model's input
  * shows for roi (NULL: the whole image), as csasn_classify reports it in
  * result.region_*: what a page outlines to show what the model reads. The
- * same errors as csasn_classify for a bad ROI. mode, margin and fill (any may
- * be NULL) get the model's rule. */
+ * same errors as csasn_classify for a bad ROI (and for a size outside
+ * 1..CSASN_MAX_IMAGE_SIDE). csasn_model_info_json names the rule ("region"). */
 const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, const csasn_roi *roi,
                                csasn_roi *region);
-void csasn_model_region_rule(const csasn_model *m, int *mode, float *margin, float *fill);
 
 /* Metadata. */
 const char *csasn_model_name(const csasn_model *m);
@@ -110,7 +110,8 @@ const char *csasn_model_info_json(const csasn_model *m);
  * input tensor out[3][S][S] (planar, channel-first, as PyTorch). The image is
  * first turned upright by its EXIF orientation (JPEG, PNG eXIf), as browsers
  * show it; roi (NULL: the whole image) and *image_w, *image_h are in upright
- * pixels. Gray is replicated to 3 channels; colour is converted to gray first
+ * pixels; the part of the image the input shows follows the model's region
+ * rule (csasn_model_region). Gray is replicated to 3 channels; colour is converted to gray first
  * (ultrasound is gray; BT.601 luma), alpha is ignored. */
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h);

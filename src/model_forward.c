@@ -470,13 +470,6 @@ const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, c
     return NULL;
 }
 
-void csasn_model_region_rule(const csasn_model *m, int *mode, float *margin, float *fill)
-{
-    if (mode) *mode = m ? m->c.region_mode : CSASN_REGION_STRETCH;
-    if (margin) *margin = m ? m->c.region_margin : 0.0f;
-    if (fill) *fill = m ? m->c.region_fill : 0.0f;
-}
-
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
                            csasn_result *res)
 {
