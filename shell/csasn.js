@@ -3,7 +3,9 @@
 //   import { createClassifier } from './csasn.js';
 //   const c = await createClassifier(modelBytes, { wasmBinary });
 //   const r = await c.classify(imageBytes, { roi: { x, y, w, h } });
-//   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model }
+//   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model,
+//   //       region: { x, y, w, h } the part of the image the model read (its region rule),
+//   //       descriptors: [{ name, labels, probs, top, label }] one per descriptor head }
 //   // ({ preview: true } adds r.preview, the engine's gray picture of the image)
 //   c.info(); c.free();
 //
@@ -32,8 +34,15 @@ import { CsasnError, ERR } from './protocol.js';
 const R = {
   nClasses: 0, top: 1, hasMalignancy: 2, malignancy: 3, probs: 4, logits: 5,
   attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
+  // region geometry and descriptor heads
+  regionX: 14, regionY: 15, regionW: 16, regionH: 17, nDescriptors: 18, descriptors: 19,
 };
-const RESULT_BYTES = 14 * 4;
+const RESULT_BYTES = 20 * 4;
+// Word offsets of csasn_descriptor (src/csasn.h), the entries result.descriptors points at.
+const D = { name: 0, nLabels: 1, labels: 2, probs: 3, top: 4 };
+const DESCRIPTOR_BYTES = 5 * 4;
+/** The same for one descriptor head's entry. */
+export const DESCRIPTOR_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entries(D).map(([k, w]) => [k, 4 * w])), sizeof: DESCRIPTOR_BYTES });
 /** The layout this file reads: field -> byte offset, plus the struct size (tests print it). */
 export const RESULT_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entries(R).map(([k, w]) => [k, 4 * w])), sizeof: RESULT_BYTES });
 
@@ -41,23 +50,31 @@ export const RESULT_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entrie
 // then sizeof. Any difference means this file would read one field as another. Exported for
 // tests/test_wasm_node.cjs, which also shows it refusing a drifted layout.
 export function checkResultLayout(mod) {
-  const names = Object.keys(R);
+  const got = checkLayout(mod, '_csasn_wasm_result_layout', 'csasn_wasm_result', R, RESULT_BYTES);
+  // csasn_descriptor likewise (an engine without descriptor heads has no such export: refused)
+  checkLayout(mod, '_csasn_wasm_descriptor_layout', 'csasn_descriptor', D, DESCRIPTOR_BYTES);
+  return got;
+}
+
+function checkLayout(mod, fn, what, words, bytes) {
+  const names = Object.keys(words);
   const n = names.length + 1;
+  if (typeof mod[fn] !== 'function') throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on ${what}: the engine has no ${fn.slice(1)}`);
   const p = mod._csasn_wasm_alloc(4 * n);
   if (!p) throw new CsasnError(ERR.INTERNAL, 'out of memory checking the result layout');
   let got, total;
   try {
-    total = mod._csasn_wasm_result_layout(p, n);
+    total = mod[fn](p, n);
     got = Array.from(mod.HEAP32.slice(p >> 2, (p >> 2) + n));
   } finally {
     mod._csasn_wasm_free(p);
   }
-  const want = [...names.map((k) => 4 * R[k]), RESULT_BYTES];
+  const want = [...names.map((k) => 4 * words[k]), bytes];
   const bad = [];
   if (total !== n) bad.push(`${total} values for ${n}`);
   names.forEach((k, i) => { if (got[i] !== want[i]) bad.push(`${k} at ${got[i]}, read at ${want[i]}`); });
-  if (got[n - 1] !== RESULT_BYTES) bad.push(`sizeof ${got[n - 1]}, read as ${RESULT_BYTES}`);
-  if (bad.length) throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on csasn_wasm_result: ${bad.join('; ')}`);
+  if (got[n - 1] !== bytes) bad.push(`sizeof ${got[n - 1]}, read as ${bytes}`);
+  if (bad.length) throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on ${what}: ${bad.join('; ')}`);
   return got;
 }
 
@@ -221,7 +238,11 @@ class Classifier {
     if (js) {
       try { meta = JSON.parse(js); } catch { meta = null; }
     }
-    return { name: this._str(m._csasn_wasm_name(h)), labels, malignant, inputSize: m._csasn_wasm_input_size(h), meta };
+    // region rule and descriptor heads (csasn_model_info_json adds "region"; the heads are file keys)
+    const region = meta && meta.region ? meta.region : { mode: 'stretch', margin: 0, fill: 0 };
+    const heads = meta && Array.isArray(meta['heads.descriptors']) ? meta['heads.descriptors'] : [];
+    const descriptors = heads.map((name) => ({ name, labels: meta['descriptor.' + name] || [] }));
+    return { name: this._str(m._csasn_wasm_name(h)), labels, malignant, inputSize: m._csasn_wasm_input_size(h), meta, region, descriptors };
   }
 
   // Copies a result out of wasm memory (its buffers are reused by the next call).
@@ -237,6 +258,19 @@ class Classifier {
     const maskH = I[w + R.maskH], maskW = I[w + R.maskW];
     const att = f32(I[w + R.attention], attH * attW);
     const mask = f32(I[w + R.mask], maskH * maskW);
+    // region geometry and descriptor heads
+    const regionW = I[w + R.regionW], regionH = I[w + R.regionH];
+    const region = regionW > 0 ? { x: I[w + R.regionX], y: I[w + R.regionY], w: regionW, h: regionH } : null;
+    const descriptors = [];
+    const nd = I[w + R.nDescriptors], dp = I[w + R.descriptors] >> 2;
+    for (let i = 0; i < nd && dp; i++) {
+      const e = dp + i * (DESCRIPTOR_BYTES >> 2);
+      const nl = I[e + D.nLabels], lp = I[e + D.labels] >> 2;
+      const labels = [];
+      for (let k = 0; k < nl; k++) labels.push(this._str(I[lp + k]));
+      const dtop = I[e + D.top];
+      descriptors.push({ name: this._str(I[e + D.name]), labels, probs: Array.from(f32(I[e + D.probs], nl)), top: dtop, label: labels[dtop] });
+    }
     return {
       labels: this._info.labels.slice(),
       probs,
@@ -248,6 +282,8 @@ class Classifier {
       mask: mask ? { w: maskW, h: maskH, data: mask } : null,
       image: { w: I[w + R.imageW], h: I[w + R.imageH] },
       roi,
+      region,
+      descriptors,
       ms,
       model: this._info.name,
     };
@@ -313,6 +349,24 @@ class Classifier {
     }
   }
 
+  /** The region { x, y, w, h } of a w x h upright image that the model reads for roi (null: the
+   *  whole image): what classify() reports as result.region, without classifying. */
+  region(imageW, imageH, roi = null) {
+    this._alive();
+    const m = this._m;
+    const out = m._csasn_wasm_alloc(16);
+    if (!out) throw new CsasnError(ERR.INTERNAL, 'out of memory');
+    try {
+      const rc = roi ? m._csasn_wasm_region(this._h, imageW, imageH, 1, roi.x, roi.y, roi.w, roi.h, out)
+                     : m._csasn_wasm_region(this._h, imageW, imageH, 0, 0, 0, 0, 0, out);
+      if (rc !== 0) throw new CsasnError(ERR.IMAGE, this._lastError() || 'bad region');
+      const v = m.HEAP32.slice(out >> 2, (out >> 2) + 4);
+      return { x: v[0], y: v[1], w: v[2], h: v[3] };
+    } finally {
+      m._csasn_wasm_free(out);
+    }
+  }
+
   /** Forward pass on a preprocessed input Float32Array [3][S][S] (planar, normalised). */
   async forward(input) {
     return this.forwardSync(input);
@@ -369,7 +423,8 @@ class Classifier {
     return s ? JSON.parse(s) : null;
   }
 
-  /** { name, labels, malignant: bool[], inputSize, meta: the file's metadata } */
+  /** { name, labels, malignant: bool[], inputSize, meta: the file's metadata,
+   *    region: { mode, margin, fill }, descriptors: [{ name, labels }] } */
   info() {
     this._alive();
     return JSON.parse(JSON.stringify(this._info));

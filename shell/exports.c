@@ -43,11 +43,22 @@ typedef struct {
     int32_t mask_w;           /* 11 */
     int32_t image_w;          /* 12 */
     int32_t image_h;          /* 13 */
+    /* ---- region geometry and descriptor heads ---- */
+    int32_t region_x;         /* 14 the region the input shows, upright pixels */
+    int32_t region_y;         /* 15 */
+    int32_t region_w;         /* 16 0 from csasn_wasm_forward */
+    int32_t region_h;         /* 17 */
+    int32_t n_descriptors;    /* 18 */
+    const csasn_descriptor *descriptors;   /* 19 [n_descriptors], the model's own (5 words each, below) */
 } csasn_wasm_result;
 
 #if defined(__wasm32__)
-_Static_assert(sizeof(csasn_wasm_result) == 14 * 4, "csasn.js reads 14 words");
+_Static_assert(sizeof(csasn_wasm_result) == 20 * 4, "csasn.js reads 20 words");
 _Static_assert(offsetof(csasn_wasm_result, image_h) == 13 * 4, "layout drifted from csasn.js");
+_Static_assert(offsetof(csasn_wasm_result, descriptors) == 19 * 4, "layout drifted from csasn.js");
+/* csasn_descriptor (csasn.h) is read in place: name, n_labels, labels, probs, top. */
+_Static_assert(sizeof(csasn_descriptor) == 5 * 4, "csasn.js reads csasn_descriptor as 5 words");
+_Static_assert(offsetof(csasn_descriptor, top) == 4 * 4, "csasn_descriptor drifted from csasn.js");
 #endif
 
 /* One result per module instance is enough: a model serves one inference at
@@ -87,6 +98,12 @@ static void fill_result(const csasn_result *r)
     g_result.mask_w = r->mask ? r->mask_w : 0;
     g_result.image_w = r->image_w;
     g_result.image_h = r->image_h;
+    g_result.region_x = r->region_x;
+    g_result.region_y = r->region_y;
+    g_result.region_w = r->region_w;
+    g_result.region_h = r->region_h;
+    g_result.n_descriptors = r->n_descriptors;
+    g_result.descriptors = r->n_descriptors ? r->descriptors : NULL;
 }
 
 /* The message of the last failed call ("" when the last call succeeded). */
@@ -216,7 +233,7 @@ CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
 }
 
 /* Byte offset of every field of csasn_wasm_result, in declaration order, then
- * sizeof: out[] gets at most n of those 15 values; returns 15. shell/csasn.js
+ * sizeof: out[] gets at most n of those values; returns their count. shell/csasn.js
  * compares them with the offsets it reads at, field by field, before it uses
  * an engine, so a reordered or resized field fails loudly instead of being
  * read as another. */
@@ -237,12 +254,54 @@ CSASN_WASM_EXPORT int csasn_wasm_result_layout(int32_t *out, int n)
         (int32_t)offsetof(csasn_wasm_result, mask_w),
         (int32_t)offsetof(csasn_wasm_result, image_w),
         (int32_t)offsetof(csasn_wasm_result, image_h),
+        /* region geometry and descriptor heads */
+        (int32_t)offsetof(csasn_wasm_result, region_x),
+        (int32_t)offsetof(csasn_wasm_result, region_y),
+        (int32_t)offsetof(csasn_wasm_result, region_w),
+        (int32_t)offsetof(csasn_wasm_result, region_h),
+        (int32_t)offsetof(csasn_wasm_result, n_descriptors),
+        (int32_t)offsetof(csasn_wasm_result, descriptors),
         (int32_t)sizeof(csasn_wasm_result),
     };
     int total = (int)(sizeof v / sizeof v[0]);
     for (int i = 0; i < n && i < total; i++)
         out[i] = v[i];
     return total;
+}
+
+/* The same for csasn_descriptor (each entry of result.descriptors): the
+ * offsets of name, n_labels, labels, probs, top, then sizeof; returns 6. */
+CSASN_WASM_EXPORT int csasn_wasm_descriptor_layout(int32_t *out, int n)
+{
+    const int32_t v[] = {
+        (int32_t)offsetof(csasn_descriptor, name),
+        (int32_t)offsetof(csasn_descriptor, n_labels),
+        (int32_t)offsetof(csasn_descriptor, labels),
+        (int32_t)offsetof(csasn_descriptor, probs),
+        (int32_t)offsetof(csasn_descriptor, top),
+        (int32_t)sizeof(csasn_descriptor),
+    };
+    int total = (int)(sizeof v / sizeof v[0]);
+    for (int i = 0; i < n && i < total; i++)
+        out[i] = v[i];
+    return total;
+}
+
+/* The region of an image_w x image_h image the model reads for the ROI
+ * (csasn_model_region): out[4] = x, y, w, h; 0, or -1 with csasn_wasm_error()
+ * set. has_roi = 0: the whole image. */
+CSASN_WASM_EXPORT int csasn_wasm_region(const csasn_model *m, int image_w, int image_h, int has_roi, int x,
+                                        int y, int w, int h, int32_t *out)
+{
+    csasn_roi roi = {x, y, w, h}, r;
+    const char *err = csasn_model_region(m, image_w, image_h, has_roi ? &roi : NULL, &r);
+    set_error(err);
+    if (err) return -1;
+    out[0] = r.x;
+    out[1] = r.y;
+    out[2] = r.w;
+    out[3] = r.h;
+    return 0;
 }
 
 /* Image bytes -> out[side][side] gray preview (csasn_preview), 0 or -1 with

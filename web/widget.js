@@ -20,7 +20,8 @@
 // Methods: openFile(File), openBytes(ArrayBuffer, name), setRoi({x,y,w,h}|null).
 // Read-only: info (the loaded model), result (the shown result).
 // State for tests and styling, on the element: data-state (starting, loading-model, ready,
-// busy, model-error, error), data-model, data-roi, data-image-size, data-result-seq.
+// busy, model-error, error), data-model, data-roi, data-region (the region the model read),
+// data-image-size, data-result-seq.
 //
 // Everything is drawn in a shadow root with its own adopted stylesheet (widget/styles.js):
 // the page's CSS cannot restyle it, and it adds nothing to the page. The engine runs behind
@@ -456,6 +457,9 @@ class CsasnClassifier extends HTMLElement {
       return;
     }
     this.setAttribute('data-roi', r.roi ? `${r.roi.x},${r.roi.y},${r.roi.w},${r.roi.h}` : 'full');
+    // the region the model read (its region rule applied to the box), outlined on the image
+    if (r.region) this.setAttribute('data-region', `${r.region.x},${r.region.y},${r.region.w},${r.region.h}`);
+    else this.removeAttribute('data-region');
     this.setAttribute('data-result-seq', String(++this._resultSeq));
   }
 

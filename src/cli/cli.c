@@ -29,7 +29,8 @@
 static const char *usage_text =
     "usage: csasn <command> [options]\n"
     "  classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...\n"
-    "             one JSON line per image: image, model, labels, probs, top, malignancy, ms\n"
+    "             one JSON line per image: image, model, labels, probs, top, malignancy,\n"
+    "             region (what the model read), descriptors, ms\n"
     "  info       --model FILE                      metadata and tensor count as JSON\n"
     "  bench      --model FILE [--runs N] [--profile] [IMAGE]\n"
     "             forward-pass latency (3 warm-up runs; synthetic input if no IMAGE)\n"
@@ -206,6 +207,37 @@ static void json_map(const float *v, int h, int w)
         json_floats(v + (size_t)y * w, (size_t)w);
     }
     putchar(']');
+}
+
+/* ", "region": {x, y, w, h}, "descriptors": {head: {label: p, ...}, ...}":
+ * the region of the image the model read (upright pixels; square/letterbox
+ * may reach past the image) and the descriptor heads' probabilities. */
+static void json_region(const csasn_roi *r)
+{
+    printf(", \"region\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}", r->x, r->y, r->w, r->h);
+}
+
+static void json_region_and_descriptors(const csasn_result *res)
+{
+    csasn_roi r = {res->region_x, res->region_y, res->region_w, res->region_h};
+    json_region(&r);
+    fputs(", \"descriptors\": {", stdout);
+    for (int i = 0; i < res->n_descriptors; i++) {
+        const csasn_descriptor *d = &res->descriptors[i];
+        if (i)
+            fputs(", ", stdout);
+        json_str(d->name);
+        fputs(": {", stdout);
+        for (int k = 0; k < d->n_labels; k++) {
+            if (k)
+                fputs(", ", stdout);
+            json_str(d->labels[k]);
+            fputs(": ", stdout);
+            json_num(d->probs[k]);
+        }
+        putchar('}');
+    }
+    putchar('}');
 }
 
 /* ------------------------------------------------------------------ options */
@@ -429,6 +461,7 @@ static int cmd_classify(const options *o)
             fputs(", \"mask\": ", stdout);
             json_map(res.mask, res.mask_h, res.mask_w);
         }
+        json_region_and_descriptors(&res);
         printf(", \"image_w\": %d, \"image_h\": %d, \"ms\": %.3f}\n", res.image_w, res.image_h, ms);
         fflush(stdout);
     }
@@ -609,6 +642,9 @@ static int cmd_dump(const options *o, int preprocess_only)
         for (int i = 0; i < rank; i++)
             printf(i ? ", %d" : "%d", shape[i]);
         printf("], \"image_w\": %d, \"image_h\": %d", iw, ih);
+        csasn_roi region;
+        if (preprocess_only && !csasn_model_region(m, iw, ih, roi, &region))
+            json_region(&region);
         if (preprocess_only) {
             /* what the decode-memory limit was checked against, and what it took */
             uint64_t est, peak;
