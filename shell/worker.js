@@ -231,4 +231,8 @@ self.onmessage = (ev) => {
   });
 };
 if (self.name !== STANDBY_NAME) start(null);
+// A standby is STARTed with the kind the first worker runs; the relaxed engine's glue is not
+// among this file's static imports, so it is loaded now, while the model downloads: after
+// that, nothing may be requested (a cancel's replacement included).
+else if (kind !== 'simd128' && relaxedSimdSupported()) import('./csasn-relaxed.mjs').catch(() => {});
 postMessage({ type: MSG.READY });
