@@ -31,7 +31,10 @@ function toU8(bytes, what) {
 const transferable = (u8) => u8.slice().buffer;
 
 /** options.workerUrl: worker.js (default: next to this file); options.standby: false to keep
- *  no standby worker (cancel() then starts a fresh worker, fetching its scripts). */
+ *  no standby worker (cancel() then starts a fresh worker, fetching its scripts);
+ *  options.engine: 'auto' (default: relaxed SIMD where the browser runs it correctly, else
+ *  simd128), 'relaxed' or 'simd128' (see worker.js); load() reports the one in use as
+ *  timing.kernels. */
 export function createClient(options = {}) {
   return new CsasnClient(options);
 }
@@ -79,8 +82,9 @@ Port.nextId = 1;
 class CsasnClient {
   constructor(options) {
     this._url = options.workerUrl ? new URL(options.workerUrl) : new URL('./worker.js', import.meta.url);
+    if (options.engine && options.engine !== 'auto') this._url.searchParams.set('engine', String(options.engine));
     this._wantStandby = options.standby !== false;
-    this._module = null;   // WebAssembly.Module of csasn.wasm, posted by the first worker
+    this._module = null;   // { module, relaxed }: the compiled single-thread engine, posted by the first worker
     this._model = null;    // { data: Uint8Array, sha256, info }: the loaded model, kept for a replacement worker
     this._image = null;    // Uint8Array: the current image
     this._download = null; // AbortController of the model download in progress

@@ -11,6 +11,10 @@
 //
 //   // or: one engine for several models (the worker does this), warmed up while a model loads
 //   const e = await createEngine({ wasmModule, threads });   // threads: csasn-mt.* (2 threads)
+//   // relaxed: csasn-relaxed.* (csasn-relaxed-mt.* with threads), the kernels' multiply-adds
+//   // fused (f32x4.relaxed_madd); used only if relaxedSimdSupported() and after its self-test
+//   const best = await createBestEngine({ kind: 'auto' });  // or 'relaxed' / 'simd128'
+//   best.kernels; // "wasm-relaxed-simd" or "wasm-simd128"
 //   e.warmup(1);
 //   const c2 = await createClassifier(modelBytes, { engine: e });
 //
@@ -84,6 +88,16 @@ export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
+// The NUL-terminated UTF-8 string at p in the engine's memory (null for p = 0).
+function cString(mod, p, decoder = new TextDecoder('utf-8')) {
+  if (!p) return null;
+  const h = mod.HEAPU8;
+  let e = p;
+  while (h[e] !== 0) e++;
+  // slice, not subarray: TextDecoder refuses views of the threaded build's shared memory
+  return decoder.decode(h.slice(p, e));
+}
+
 function toU8(bytes, what) {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
@@ -115,15 +129,51 @@ export async function createClassifier(modelBytes, options = {}) {
   return new Classifier(engine, model, !options.engine);
 }
 
+// The smallest module that uses a relaxed-SIMD instruction: () -> v128 returning
+// f32x4.relaxed_madd(v128.const 0, v128.const 0, v128.const 0). A runtime without relaxed SIMD
+// (node 20 without --experimental-wasm-relaxed-simd, older browsers) does not validate it.
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,       // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,             // types: () -> v128
+  0x03, 0x02, 0x01, 0x00,                               // one function of type 0
+  0x0a, 0x3d, 0x01, 0x3b, 0x00,                         // code: one body of 59 bytes, no locals
+  0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x0c, ...new Array(16).fill(0),
+  0xfd, 0x0c, ...new Array(16).fill(0),                 // three v128.const 0
+  0xfd, 0x85, 0x02,                                     // f32x4.relaxed_madd (0xfd 0x105)
+  0x0b,                                                 // end
+]);
+
+/** Whether this runtime can run the relaxed-SIMD engine at all (it may still fail its
+ *  self-test: createEngine({ relaxed: true }) runs it). */
+export function relaxedSimdSupported() {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// The engine files: simd128 (every browser with wasm SIMD) or relaxed, one thread or two.
+export const engineFile = (relaxed, threads) => `./csasn${relaxed ? '-relaxed' : ''}${threads ? '-mt' : ''}`;
+
 /** Instantiates the engine alone (same options as createClassifier): the worker does it while
- *  the model downloads, warms it up, then loads each model it is given into it. */
+ *  the model downloads, warms it up, then loads each model it is given into it.
+ *  options.relaxed: the relaxed-SIMD build (wasmBinary / wasmModule must then be its .wasm);
+ *  it runs its kernels' known-answer self-test first and rejects if the runtime fails it. */
 export async function createEngine(options = {}) {
   let create = createCsasnModule;
-  if (options.threads) {
-    if (typeof SharedArrayBuffer === 'undefined') {
-      throw new CsasnError(ERR.INTERNAL, 'the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
-    }
-    create = (await import('./csasn-mt.mjs')).default;
+  if (options.threads && typeof SharedArrayBuffer === 'undefined') {
+    throw new CsasnError(ERR.INTERNAL, 'the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
+  }
+  if (options.relaxed && !relaxedSimdSupported()) {
+    throw new CsasnError(ERR.INTERNAL, 'this runtime has no relaxed SIMD (WebAssembly.validate refused a relaxed opcode)');
+  }
+  const file = engineFile(!!options.relaxed, !!options.threads);
+  if (options.threads || options.relaxed) {
+    // The file names are spelled out so that bundlers can see them.
+    const glue = options.relaxed ? (options.threads ? import('./csasn-relaxed-mt.mjs') : import('./csasn-relaxed.mjs'))
+      : import('./csasn-mt.mjs');
+    create = (await glue).default;
   }
   const quiet = () => {};
   const cfg = { print: quiet, printErr: quiet };
@@ -138,13 +188,17 @@ export async function createEngine(options = {}) {
     };
   } else {
     cfg.wasmBinary = options.wasmBinary ? toU8(options.wasmBinary, 'wasmBinary')
-      : await defaultWasmBinary(options.threads ? './csasn-mt.wasm' : './csasn.wasm');
+      : await defaultWasmBinary(file + '.wasm');
   }
   // The glue's own promise never settles if instantiation fails inside the hook.
   const mod = await Promise.race([create(cfg), instantiateFailed]);
   const engine = new Engine(mod, options.threads ? 2 : 1);
   try {
     engine.resultLayout = checkResultLayout(mod);
+    engine.kernels = cString(mod, mod._csasn_wasm_kernels_name());
+    if (options.relaxed && mod._csasn_wasm_selftest() !== 0) {
+      throw new CsasnError(ERR.INTERNAL, cString(mod, mod._csasn_wasm_error()) || 'the relaxed-SIMD engine failed its self-test');
+    }
   } catch (e) {
     engine.close();
     throw e;
@@ -152,11 +206,40 @@ export async function createEngine(options = {}) {
   return engine;
 }
 
+/** The fastest engine this runtime runs correctly. options.kind: 'auto' (default: relaxed
+ *  when supported and its self-test passes, else simd128), 'relaxed' (that or a rejection) or
+ *  'simd128'. Pass options.wasmBinaries = { relaxed, simd128 } (bytes) to skip the file reads;
+ *  the other createEngine options (threads) apply. The engine's .fallback says why auto did
+ *  not take the relaxed one, when it did not. */
+export async function createBestEngine(options = {}) {
+  const kind = options.kind || 'auto';
+  if (!['auto', 'relaxed', 'simd128'].includes(kind)) {
+    throw new CsasnError(ERR.STATE, `the engine kind must be 'auto', 'relaxed' or 'simd128', not ${JSON.stringify(kind)}`);
+  }
+  const bins = options.wasmBinaries || {};
+  let fallback = null;
+  if (kind === 'relaxed' || (kind === 'auto' && relaxedSimdSupported())) {
+    try {
+      return await createEngine({ ...options, relaxed: true, wasmBinary: bins.relaxed });
+    } catch (e) {
+      if (kind === 'relaxed') throw e;
+      fallback = String((e && e.message) || e);
+    }
+  } else if (kind === 'auto') {
+    fallback = 'no relaxed SIMD in this runtime';
+  }
+  const e = await createEngine({ ...options, relaxed: false, wasmBinary: bins.simd128 });
+  if (fallback) e.fallback = fallback;
+  return e;
+}
+
 class Engine {
   constructor(mod, threads) {
     this._m = mod;
     this.threads = threads;
+    this.kernels = null; // "wasm-simd128" or "wasm-relaxed-simd"
   }
+
 
   /** Runs every hot kernel on scratch data `rounds` times, so that the JIT optimises them
    *  before the first real image (V8 starts wasm in a baseline tier). Synchronous: call it in
@@ -209,12 +292,7 @@ class Classifier {
   }
 
   _str(p) {
-    if (!p) return null;
-    const h = this._m.HEAPU8;
-    let e = p;
-    while (h[e] !== 0) e++;
-    // slice, not subarray: TextDecoder refuses views of the threaded build's shared memory
-    return this._decoder.decode(h.slice(p, e));
+    return cString(this._m, p, this._decoder);
   }
 
   _lastError() {

@@ -232,6 +232,22 @@ CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
     return csasn_warmup(rounds) ? -1 : 0;
 }
 
+/* The kernels' known-answer self-test (csasn_selftest): 0, or -1 with the
+ * reason in csasn_wasm_error(). shell/csasn.js runs it on the relaxed-SIMD
+ * engine before using it. */
+CSASN_WASM_EXPORT int csasn_wasm_selftest(void)
+{
+    const char *e = csasn_selftest();
+    set_error(e);
+    return e ? -1 : 0;
+}
+
+/* "wasm-simd128" or "wasm-relaxed-simd": which engine this instance is. */
+CSASN_WASM_EXPORT const char *csasn_wasm_kernels_name(void)
+{
+    return csasn_kernels_name();
+}
+
 /* Byte offset of every field of csasn_wasm_result, in declaration order, then
  * sizeof: out[] gets at most n of those values; returns their count. shell/csasn.js
  * compares them with the offsets it reads at, field by field, before it uses

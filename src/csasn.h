@@ -168,6 +168,15 @@ const char *csasn_bench_input(const csasn_model *m, float *out);
  * Needs no model. Natively it only costs time. */
 const char *csasn_warmup(int rounds);
 
+/* The vector kernels against their scalar references on fixed data (GEMM,
+ * depthwise, attention; every tail size): NULL, or an error naming the kernel
+ * and the difference. An engine whose runtime may implement its instructions
+ * wrongly (the relaxed-SIMD wasm build) is used only after this passes. */
+const char *csasn_selftest(void);
+/* The instruction set the kernels were built for: "sse2", "wasm-simd128",
+ * "wasm-relaxed-simd" or "scalar". */
+const char *csasn_kernels_name(void);
+
 /* SHA-256 of a buffer (FIPS 180-4): how a report names the model file it
  * used and an adapted model names its base. out: 32 bytes, or 64 lowercase hex
  * digits and a NUL. */

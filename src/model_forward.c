@@ -493,3 +493,8 @@ const char *csasn_warmup(int rounds)
 {
     return csasn__warmup(rounds) ? "out of memory warming up the kernels" : NULL;
 }
+
+const char *csasn_selftest(void) { return csasn__selftest(); }
+
+const char *csasn_kernels_name(void) { return csasn__simd_name(); }
+
