@@ -216,7 +216,7 @@ async function main() {
     ok = ok && await tabTo(page, '[data-testid=exam-nodule]');
     await page.keyboard.type('left lobe, nodule 1');
     await page.keyboard.press('Tab'); // commits the label (change), focus on the view
-    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowUp'); // from "other" (the last option) to "longitudinal"
     ok = ok && await tabTo(page, '[data-testid=exam-make-report]');
     await page.keyboard.press('Enter');
     await page.waitForSelector('[data-testid=exam-report]:not([hidden]) [data-testid=report-nodule]', { timeout: 30000 });
