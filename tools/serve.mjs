@@ -145,9 +145,22 @@ export function createServer(o) {
     if (pathname.includes('\0')) return fail(400, 'bad request');
     const hit = resolvePath(o, pathname);
     if (!hit) return fail(404, 'not found');
+    // embed.html carries the portal allow-list in a meta tag: the same sources as the
+    // frame-ancestors directive, written in here, so there is one configuration (web/embed.js).
+    const serveEmbed = (file, headers) => {
+      fs.readFile(file, 'utf8', (err, text) => {
+        if (err) return fail(404, 'not found');
+        const esc = o.frameAncestors.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+        const body = Buffer.from(text.replace(/<meta name="csasn-portal-origins" content="[^"]*">/, `<meta name="csasn-portal-origins" content="${esc}">`));
+        status = 200;
+        res.writeHead(200, { ...headers, 'Content-Length': body.length });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        done();
+      });
+    };
     fs.stat(hit.file, (err, st) => {
       if (err || !st.isFile()) return fail(404, 'not found');
-      const etag = '"' + crypto.createHash('sha1').update(`${st.size}-${st.mtimeMs}-${hit.file}`).digest('hex').slice(0, 20) + '"';
+      const etag = '"' + crypto.createHash('sha1').update(`${st.size}-${st.mtimeMs}-${hit.file}-${o.frameAncestors}`).digest('hex').slice(0, 20) + '"';
       const headers = {
         ...sec,
         'Content-Type': MIME[path.extname(hit.file).toLowerCase()] || 'application/octet-stream',
@@ -161,6 +174,7 @@ export function createServer(o) {
         res.end();
         return done();
       }
+      if (hit.prefix === '/' && path.basename(hit.file) === 'embed.html') return serveEmbed(hit.file, headers);
       status = 200;
       res.writeHead(200, { ...headers, 'Content-Length': st.size });
       if (req.method === 'HEAD') {
