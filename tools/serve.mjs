@@ -52,6 +52,7 @@ const MIME = {
   '.json': 'application/json; charset=utf-8',
   '.wasm': 'application/wasm',
   '.svg': 'image/svg+xml',
+  '.webmanifest': 'application/manifest+json',
   '.png': 'image/png',
   '.ico': 'image/x-icon',
   '.md': 'text/plain; charset=utf-8', // model cards: shown as text (browsers download text/markdown)
