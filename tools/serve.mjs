@@ -116,6 +116,12 @@ function cacheControl(prefix, file, query) {
   if (prefix === '/weights/' && !file.endsWith('manifest.json') && query.has('v')) {
     return 'public, max-age=31536000, immutable';
   }
+  // The service worker script: the browser checks it for updates at moments of its own
+  // choosing (navigations, registrations, events), which would be requests after the page has
+  // loaded. Kept for an hour in the HTTP cache (web/boot.js registers it with updateViaCache
+  // 'all'), those checks are answered locally; a new sw.js is picked up within the hour (the
+  // pages, the runtime and the manifest revalidate at every load as before).
+  if (prefix === '/' && path.basename(file) === 'sw.js') return 'max-age=3600';
   return 'no-cache';
 }
 

@@ -11,7 +11,7 @@ const modules = ((me && me.dataset.modules) || 'app.js').split(/\s+/).filter(Boo
 async function control() {
   if (!('serviceWorker' in navigator) || !window.isSecureContext) return;
   try {
-    await navigator.serviceWorker.register(new URL('sw.js', document.baseURI), { scope: './' });
+    await navigator.serviceWorker.register(new URL('sw.js', document.baseURI), { scope: './', updateViaCache: 'all' });
     if (navigator.serviceWorker.controller) return;
     // First visit: sw.js claims this page as soon as it is active (clients.claim()).
     await Promise.race([
