@@ -120,6 +120,18 @@ window.attack = async () => {
     await page.waitForFunction(() => window.log.some((m) => m.id === 5), null, { timeout: 30000 });
     check('portal: another protocol version is refused by name', /version 2/.test((await page.evaluate(() => window.log.find((m) => m.id === 5))).message || ''));
 
+    // Another model, chosen by the portal: done, then ready names it; the report starts afresh.
+    await page.evaluate(() => window.send({ type: 'select-model', id: 6, model: 'breast-busi' }));
+    await page.waitForFunction(() => window.log.some((m) => m.id === 6), null, { timeout: 90000 });
+    const d6 = await page.evaluate(() => window.log.find((m) => m.id === 6));
+    await page.waitForFunction(() => window.log.filter((m) => m.type === 'ready').length >= 2, null, { timeout: 30000 });
+    const r2 = await page.evaluate(() => window.log.filter((m) => m.type === 'ready')[1]);
+    check('portal: select-model switches the model (done, then ready)', d6.type === 'done' && r2.model && r2.model.name !== 'csasn-thyroid-ddti', JSON.stringify(d6));
+    await page.evaluate(() => window.send({ type: 'report', id: 7, format: 'json' }));
+    await page.waitForFunction(() => window.log.some((m) => m.id === 7), null, { timeout: 30000 });
+    const e7 = await page.evaluate(() => window.log.find((m) => m.id === 7));
+    check('portal: after a model switch the report has no images of the old model', e7.type === 'error' && /no image/.test(e7.message), JSON.stringify(e7));
+
     // The hostile origin embedding the app itself: frame-ancestors refuses, nothing arrives.
     const got2 = await hostileFrame.evaluate(() => window.got);
     check('hostile origin embedding the app: refused by frame-ancestors, receives nothing', got2.length === 0, JSON.stringify(got2).slice(0, 200));
