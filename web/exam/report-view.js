@@ -84,13 +84,12 @@ export function renderReport(box, doc, items, { download, print }) {
       }
       sec.append(el('div', { class: 'report-image', 'data-testid': 'report-image', 'data-name': im.name },
         el('h4', { text: `${im.name} — ${im.view} view` }),
-        figs,
+        el('div', { class: 'report-row' }, figs, probTable(doc, im.probs, `Class probabilities of ${im.name}`)),
         el('p', {},
           document.createTextNode(`Region ${im.roi ? `x ${im.roi.x}, y ${im.roi.y}, ${im.roi.w} × ${im.roi.h} px` : 'whole image'} of ${im.image_w} × ${im.image_h} px · top class ${im.top} · `),
           el('span', { 'data-testid': 'report-image-malignancy', 'data-prob': im.malignancy === null ? '' : im.malignancy, text: `malignancy ${pct(im.malignancy)}` }),
           document.createTextNode(im.above_operating_point === null ? '' : im.above_operating_point ? ' (at or above the operating point)' : ' (below the operating point)'),
           document.createTextNode(` · size ${im.size_mm === null ? 'not measured' : `${im.size_mm.toFixed(1)} mm`}`)),
-        probTable(doc, im.probs, `Class probabilities of ${im.name}`),
         warnings(im.warnings)));
     });
     box.append(sec);
