@@ -117,6 +117,7 @@ async function main() {
     check('review: the adjusted region is the exam item\'s', await page.evaluate((i) => JSON.stringify(window.csasnExam.items[i].roi), ri) === JSON.stringify(items[ri].roi));
     v = await axe(page, axeSrc);
     check('axe: exam list, no serious/critical violation', v.length === 0, v.join('; '));
+    await page.locator('#exam').screenshot({ path: path.join(out, 'exam-list.png') });
 
     // The report.
     await page.locator('[data-testid=exam-make-report]').click();
@@ -228,6 +229,18 @@ async function main() {
     const after = requests.slice(nLoaded).filter((u) => !u.startsWith('blob:') && !u.startsWith('data:'));
     check('no request after the page loaded (20 images, report, downloads)', after.length === 0, after.slice(0, 5).join(' '));
     check('no page errors', errors.length === 0, errors.join('; '));
+
+    // (after the request check: a reload is a new load) Storage only when asked: nothing in sessionStorage until "keep" is ticked; then a reload
+    // brings the exam back (labels, views), and "Clear exam" removes it.
+    check('exam not stored unless asked', await page.evaluate(() => sessionStorage.length === 0 && localStorage.length === 0));
+    await page.locator('[data-testid=exam-keep]').check();
+    await page.reload();
+    await page.waitForFunction(() => /2 image\(s\) in this exam, 2 analysed/.test(document.querySelector('[data-testid=exam-status]')?.textContent || ''), null, { timeout: 90000 });
+    const restored = await page.evaluate(() => window.csasnExam.items.map((i) => [i.name, i.nodule, i.view, !!i.result]));
+    check('kept exam restored after a reload (asked for)', restored.length === 2 && restored[0][1] === 'left lobe, nodule 1' && restored[0][2] === 'longitudinal' && restored.every((r) => r[3]), JSON.stringify(restored));
+    await page.locator('[data-testid=exam-clear]').click();
+    check('clear exam empties the tab storage too', await page.evaluate(() => sessionStorage.getItem('csasn-exam') === null));
+
   } finally {
     await browser.close();
     srv.proc.kill();

@@ -4,7 +4,9 @@
 // JSON and FHIR downloads). Built only on the element's public API: openBytes, setRoi, the
 // csasn-result / csasn-error events, info and report().
 //
-// The exam lives in this tab's memory only: nothing is stored or sent; "Clear exam" empties it.
+// The exam lives in this tab's memory only: nothing is sent, and nothing is stored unless the user
+// ticks "Keep this exam if this tab reloads" (then the images, labels, views and regions go to
+// the tab's own sessionStorage, which the browser drops with the tab); "Clear exam" empties both.
 import { previewUrl } from './thumbs.js';
 import { renderReport } from './report-view.js';
 
@@ -59,7 +61,10 @@ export class Exam {
         el('label', { for: 'exam-files', class: 'btn', text: 'Open images…' }), this.files,
         el('label', { for: 'exam-folder', class: 'btn btn-ghost', text: 'Open a folder…' }), this.folder,
         this.reportBtn = el('button', { type: 'button', class: 'btn', 'data-testid': 'exam-make-report', disabled: true, onclick: () => this.makeReport(), text: 'Create report' }),
-        this.clearBtn = el('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'exam-clear', disabled: true, onclick: () => this.clear(), text: 'Clear exam' })),
+        this.clearBtn = el('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'exam-clear', disabled: true, onclick: () => this.clear(), text: 'Clear exam' }),
+        el('label', { class: 'exam-keep' },
+          this.keep = el('input', { type: 'checkbox', 'data-testid': 'exam-keep', onchange: () => this.persist() }),
+          document.createTextNode(' Keep this exam if this tab reloads (this tab\'s own storage, never sent)'))),
       this.status, this.nodules, this.table, this.reportBox);
     // the file pickers are hidden inputs behind labels: keyboard users reach the labels
     for (const lab of r.querySelectorAll('label.btn')) {
@@ -71,6 +76,35 @@ export class Exam {
   }
 
   say(t) { this.status.textContent = t; }
+
+  // sessionStorage, only while "keep" is ticked: the bytes (base64) and what the user set.
+  persist() {
+    const KEY = 'csasn-exam';
+    try {
+      if (!this.keep.checked) { sessionStorage.removeItem(KEY); return; }
+      const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000)); return btoa(s); };
+      const saved = this.items.filter((i) => i.bytes).map((i) => ({ name: i.name, nodule: i.nodule, view: i.view, roi: i.roi, bytes: b64(i.bytes) }));
+      sessionStorage.setItem(KEY, JSON.stringify({ version: 1, items: saved }));
+    } catch (e) {
+      this.say(`This exam is too large to keep in the tab's storage (${e.name}); it stays in memory only.`);
+    }
+  }
+
+  async restore() {
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem('csasn-exam') || 'null'); } catch { saved = null; }
+    if (!saved || saved.version !== 1 || !Array.isArray(saved.items) || !saved.items.length) return;
+    this.keep.checked = true;
+    const files = saved.items.map((s) => {
+      const bin = atob(s.bytes);
+      const u8 = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+      const f = new File([u8], s.name);
+      f.csasnSaved = s;
+      return f;
+    });
+    await this.addFiles(files);
+  }
 
   // The widget's next answer for the image it was just given.
   nextAnswer() {
@@ -96,13 +130,24 @@ export class Exam {
     if (this.waiter) { const w = this.waiter; this.waiter = null; w({ ok: false, message: d.message }); }
   }
 
+  // The widget's model is loaded (images given before would not be analysed).
+  whenReady() {
+    if (this.w.info) return Promise.resolve();
+    return new Promise((resolve) => this.w.addEventListener('csasn-ready', () => resolve(), { once: true }));
+  }
+
   async addFiles(list) {
     const files = Array.from(list || []).filter((f) => f.size > 0);
     if (!files.length || this.busy) return;
     this.busy = true;
+    if (!this.w.info) {
+      this.say('Waiting for the model to load…');
+      await this.whenReady();
+    }
     const fresh = [];
     for (const f of files) {
-      const it = { id: this.nextId++, name: f.name, file: f, bytes: null, result: null, roi: null, preview: null, image: null, nodule: '', view: 'other', error: null };
+      const sv = f.csasnSaved || null; // a restored item brings what the user had set
+      const it = { id: this.nextId++, name: f.name, file: f, bytes: null, result: null, roi: sv ? sv.roi : null, preview: null, image: null, nodule: sv ? sv.nodule || '' : '', view: sv ? sv.view || 'other' : 'other', error: null };
       this.items.push(it);
       fresh.push(it);
     }
@@ -119,8 +164,10 @@ export class Exam {
         this.renderRow(it);
         continue;
       }
-      await this.analyse(it, null);
+      await this.analyse(it, it.roi);
     }
+    this.updateNoduleNames();
+    this.persist();
     this.busy = false;
     const ok = this.items.filter((i) => i.result).length;
     this.say(`${this.items.length} image(s) in this exam, ${ok} analysed. Give images of one nodule the same label, then create the report.`);
@@ -177,6 +224,8 @@ export class Exam {
     this.files.value = '';
     this.folder.value = '';
     this.nodules.textContent = '';
+    try { sessionStorage.removeItem('csasn-exam'); } catch { /* storage unavailable */ }
+    this.keep.checked = false;
     this.say('The exam is empty: every image and result has been dropped from this tab.');
   }
 
@@ -189,6 +238,7 @@ export class Exam {
   }
 
   markStale() {
+    if (this.keep && this.keep.checked && !this.busy) this.persist();
     if (this.lastReport && !this.reportBox.hidden) {
       const n = this.reportBox.querySelector('[data-testid=report-stale]');
       if (n) n.hidden = false;
@@ -279,4 +329,7 @@ export class Exam {
 
 const widget = document.querySelector('csasn-classifier');
 const root = document.getElementById('exam');
-if (widget && root) window.csasnExam = new Exam(root, widget);
+if (widget && root) {
+  window.csasnExam = new Exam(root, widget);
+  window.csasnExam.restore();
+}
