@@ -11,6 +11,10 @@
 // --log prints one line per request (`req GET /path 200`), which the browser test reads to
 // prove that opening images makes no request.
 //
+// --frame-ancestors is also the portal's allow-list: it is written into embed.html's
+// <meta name="csasn-portal-origins"> as the page is served (web/embed.js obeys only those
+// origins), so who may embed the page and whose messages it obeys are one configuration.
+//
 // Every response carries the privacy and isolation headers: a Content-Security-Policy that
 // allows nothing but this origin (and wasm compilation), COOP/COEP so the page is
 // cross-origin isolated (threads), nosniff and no referrer.

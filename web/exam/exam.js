@@ -196,9 +196,9 @@ export class Exam {
     this.say(`Reviewing ${it.name}: adjust its region of interest in the classifier above.`);
     await this.analyse(it, it.roi);
     this.busy = false;
-    const cls = document.querySelector('csasn-classifier');
-    if (cls) cls.scrollIntoView({ block: 'start' });
-    cls.focus({ preventScroll: true });
+    this.say(`${it.name} is shown in the classifier above: draw or adjust its region there; this row follows.`);
+    this.w.scrollIntoView({ block: 'start' });
+    this.w.focus({ preventScroll: true });
   }
 
   remove(it) {
