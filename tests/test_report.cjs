@@ -81,6 +81,12 @@ async function main() {
   try { fhir = JSON.parse(fhirText); } catch (e) { /* below */ }
   const ferr = fhir ? validateBundle(fhir) : ['unparsable'];
   check('cli --fhir: Bundle passes the R4 rules (tests/fhir_r4.cjs)', ferr.length === 0, ferr.slice(0, 5).join('; '));
+  // the checker itself: a wrong type and an unknown element are caught by the schema and the rules
+  const broken = JSON.parse(fhirText);
+  broken.entry[1].resource.valueQuantity.value = '12';
+  broken.entry[1].resource.status = 'draft';
+  const be = validateBundle(broken);
+  check('FHIR checker refuses a broken Bundle (schema and rules)', be.some((e) => e.startsWith('schema:')) && be.some((e) => /not in the required value set/.test(e)), be.slice(0, 3).join('; '));
   const obs = fhir ? fhir.entry.map((e) => e.resource).filter((r) => r.resourceType === 'Observation') : [];
   const rep = fhir ? fhir.entry.map((e) => e.resource).find((r) => r.resourceType === 'DiagnosticReport') : null;
   const dev = fhir ? fhir.entry.map((e) => e.resource).find((r) => r.resourceType === 'Device') : null;
