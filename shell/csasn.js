@@ -394,6 +394,11 @@ class Classifier {
         const pp = this._copyIn(new Uint8Array(probs.buffer));
         held.push(pp);
         const roi = im.roi || null;
+        if (roi) {
+          for (const k of ['x', 'y', 'w', 'h']) {
+            if (!Number.isInteger(roi[k]) || roi[k] < INT32_MIN || roi[k] > INT32_MAX) throw new CsasnError(ERR.STATE, `report: ${im.name}: roi.${k} must be an int32 (got ${roi[k]})`);
+          }
+        }
         const hasM = im.malignancy !== null && im.malignancy !== undefined;
         const size = typeof im.sizeMm === 'number' ? im.sizeMm : NaN;
         const rc = m._csasn_wasm_report_add(r, cstr(im.name || ''), cstr(im.nodule || null), cstr(im.view || null),
