@@ -78,6 +78,9 @@ async function main() {
     browser.ctx.on('request', (r) => requests.push(r.url()));
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
+    // A listener from the start turns on playwright's file-chooser interception now: added just
+    // before the key press, it is switched on asynchronously and may come after the picker opened.
+    page.on('filechooser', () => {});
     await page.goto(srv.url);
     await page.waitForFunction(() => document.querySelector('csasn-classifier')?.getAttribute('data-state') === 'ready', null, { timeout: 90000 });
     await page.waitForTimeout(300);
