@@ -190,6 +190,22 @@ class CsasnClient {
     return (await port.send({ type: MSG.BENCH, n, roi })).ms;
   }
 
+  /** The exam report of the loaded model, built in the worker by src/report.c (the bytes
+   *  `csasn report` writes for the same inputs). images: [{ name, nodule, view, roi, probs,
+   *  malignancy, image: {w, h}, sizeMm }]; options: { date: YYYY-MM-DDThh:mm:ssZ (default now),
+   *  fhir: true for the FHIR R4 Bundle } -> the document's text. */
+  async report(images, { date = null, fhir = false } = {}) {
+    this._alive();
+    if (!this._model) throw new CsasnError(ERR.STATE, 'no model is loaded');
+    const d = date || new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const plain = (images || []).map((im) => ({
+      name: im.name, nodule: im.nodule || null, view: im.view || null, roi: im.roi || null,
+      probs: Array.from(im.probs || []), malignancy: im.malignancy ?? null,
+      image: im.image ? { w: im.image.w, h: im.image.h } : null, sizeMm: typeof im.sizeMm === 'number' ? im.sizeMm : null,
+    }));
+    return (await this._ready().send({ type: MSG.REPORT, images: plain, date: d, fhir: !!fhir })).text;
+  }
+
   /** { name, labels, malignant, inputSize, meta } of the loaded model (csasn.js info()). */
   info() {
     this._alive();

@@ -501,6 +501,52 @@ class Classifier {
     return s ? JSON.parse(s) : null;
   }
 
+  // ---- exam report (src/report.c through shell/exports.c): the same C as `csasn report`.
+  /** images: [{ name, nodule?, view?, roi?, probs, malignancy, image: {w, h}, sizeMm? }] (probs and
+   *  malignancy as classify() returned them); options: { sha256 (of this model file), date
+   *  (YYYY-MM-DDThh:mm:ssZ), fhir: true for the FHIR R4 Bundle } -> the document's text. */
+  report(images, { sha256, date, fhir = false } = {}) {
+    this._alive();
+    if (!Array.isArray(images)) throw new CsasnError(ERR.STATE, 'report: images must be an array');
+    const m = this._m;
+    const enc = new TextEncoder();
+    const held = [];
+    const cstr = (s) => {
+      if (s === null || s === undefined) return 0;
+      const p = this._copyIn(enc.encode(String(s) + '\0'));
+      held.push(p);
+      return p;
+    };
+    let r = 0;
+    try {
+      r = m._csasn_wasm_report_new(this._h, cstr(sha256 || ''), cstr(date || ''));
+      if (!r) throw new CsasnError(ERR.STATE, this._lastError() || 'report failed');
+      for (const im of images) {
+        const probs = Float32Array.from(im.probs || []);
+        const pp = this._copyIn(new Uint8Array(probs.buffer));
+        held.push(pp);
+        const roi = im.roi || null;
+        if (roi) {
+          for (const k of ['x', 'y', 'w', 'h']) {
+            if (!Number.isInteger(roi[k]) || roi[k] < INT32_MIN || roi[k] > INT32_MAX) throw new CsasnError(ERR.STATE, `report: ${im.name}: roi.${k} must be an int32 (got ${roi[k]})`);
+          }
+        }
+        const hasM = im.malignancy !== null && im.malignancy !== undefined;
+        const size = typeof im.sizeMm === 'number' ? im.sizeMm : NaN;
+        const rc = m._csasn_wasm_report_add(r, cstr(im.name || ''), cstr(im.nodule || null), cstr(im.view || null),
+          roi ? 1 : 0, roi ? roi.x : 0, roi ? roi.y : 0, roi ? roi.w : 0, roi ? roi.h : 0,
+          pp, probs.length, hasM ? 1 : 0, hasM ? im.malignancy : 0, im.image ? im.image.w : 0, im.image ? im.image.h : 0, size);
+        if (rc !== 0) throw new CsasnError(ERR.STATE, `${im.name}: ${this._lastError()}`);
+      }
+      const out = m._csasn_wasm_report_json(r, fhir ? 1 : 0);
+      if (!out) throw new CsasnError(ERR.INTERNAL, this._lastError() || 'report failed');
+      return this._str(out);
+    } finally {
+      if (r) m._csasn_wasm_report_free(r);
+      for (const p of held) m._csasn_wasm_free(p);
+    }
+  }
+
   /** { name, labels, malignant: bool[], inputSize, meta: the file's metadata,
    *    region: { mode, margin, fill }, descriptors: [{ name, labels }] } */
   info() {

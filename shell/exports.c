@@ -333,3 +333,51 @@ CSASN_WASM_EXPORT int csasn_wasm_preview_side(int image_w, int image_h)
 {
     return csasn_preview_side(image_w, image_h);
 }
+
+/* ---- exam report (src/report.c): the page's report is built by the same C
+ * as `csasn report`, in the worker that holds the model. ---- */
+
+/* model_sha256, date: NUL-terminated strings (csasn_report_new). 0 on error. */
+CSASN_WASM_EXPORT csasn_report *csasn_wasm_report_new(const csasn_model *m, const char *model_sha256,
+                                                      const char *date)
+{
+    csasn_report *r = NULL;
+    set_error(csasn_report_new(&r, m, model_sha256, date));
+    return r;
+}
+
+/* One image: strings NUL-terminated (nodule/view may be 0), probs[n] as the
+ * classification returned them, malignancy used when has_malignancy, size_mm
+ * NAN when unknown. 0, or -1 with csasn_wasm_error() set. */
+CSASN_WASM_EXPORT int csasn_wasm_report_add(csasn_report *r, const char *name, const char *nodule,
+                                            const char *view, int has_roi, int x, int y, int w, int h,
+                                            const float *probs, int n, int has_malignancy,
+                                            float malignancy, int image_w, int image_h, double size_mm)
+{
+    csasn_roi roi = {x, y, w, h};
+    csasn_result res;
+    memset(&res, 0, sizeof res);
+    res.n_classes = n;
+    res.probs = probs;
+    res.has_malignancy = has_malignancy;
+    res.malignancy = has_malignancy ? malignancy : NAN;
+    res.image_w = image_w;
+    res.image_h = image_h;
+    csasn_report_image img = {name, nodule, view, has_roi ? &roi : NULL, &res, size_mm};
+    const char *err = csasn_report_add(r, &img);
+    set_error(err);
+    return err ? -1 : 0;
+}
+
+/* The document (fhir 0: csasn-report JSON, 1: FHIR R4 Bundle), owned by r; 0 on error. */
+CSASN_WASM_EXPORT const char *csasn_wasm_report_json(csasn_report *r, int fhir)
+{
+    const char *out = NULL;
+    set_error(csasn_report_json(r, fhir, &out));
+    return out;
+}
+
+CSASN_WASM_EXPORT void csasn_wasm_report_free(csasn_report *r)
+{
+    csasn_report_free(r);
+}

@@ -19,6 +19,12 @@
 //                               image; absent: run on the current one), roi: {x,y,w,h} in image
 //                               pixels or null, preview: true to add result.preview
 //   BENCH     { n, roi }        n timed classifications of the current image, worker-side
+//   REPORT    { images, date, fhir }
+//                               the exam report of the loaded model (src/report.c, the same C
+//                               as `csasn report`): images: [{name, nodule, view, roi, probs,
+//                               malignancy, image:{w,h}, sizeMm}], date: YYYY-MM-DDThh:mm:ssZ,
+//                               fhir: true for the FHIR R4 Bundle; the model's SHA-256 is the
+//                               one LOAD verified
 // Replies, worker -> page:
 //   READY     { }               the script runs (sent once, without an id)
 //   MODULE    { module }        { module, relaxed }: the single-thread engine of the kind it
@@ -33,6 +39,7 @@
 //   RESULT    { id, result }    result: csasn.js's classify() result plus engineMemoryBytes
 //                               (the engine's memory after the call, before any recycle)
 //   BENCHED   { id, ms }        ms: number[], one per classification
+//   REPORTED  { id, text }      the report document (JSON text)
 //   ERROR     { id, code, message }
 //                               code: one of ERR
 export const MSG = Object.freeze({
@@ -40,12 +47,14 @@ export const MSG = Object.freeze({
   LOAD: 'load',
   CLASSIFY: 'classify',
   BENCH: 'bench',
+  REPORT: 'report',
   READY: 'ready',
   MODULE: 'module',
   STARTED: 'started',
   LOADED: 'loaded',
   RESULT: 'result',
   BENCHED: 'benched',
+  REPORTED: 'reported',
   ERROR: 'error',
 });
 

@@ -115,6 +115,7 @@ function start(given) {
 
 let clf = null;           // the current classifier
 let modelBytes = null;    // Uint8Array: its verified file, kept to rebuild it (recycle below)
+let modelSha256 = null;   // its SHA-256 as LOAD verified it: what a report names the model by
 let image = null;         // Uint8Array: bytes of the current image
 
 // WebAssembly memory grows to what the largest image needed and never shrinks: a 100 MP
@@ -147,6 +148,7 @@ async function load(msg) {
     clf.free();
     clf = null;
     modelBytes = null;
+    modelSha256 = null;
   }
   if (!(msg.bytes instanceof ArrayBuffer)) throw new CsasnError(ERR.STATE, 'load: the model bytes are missing');
   const bytes = new Uint8Array(msg.bytes);
@@ -162,6 +164,7 @@ async function load(msg) {
     throw new CsasnError(ERR.MODEL, `the model file could not be loaded: ${err.message}`);
   }
   modelBytes = bytes;
+  modelSha256 = String(msg.sha256).toLowerCase();
   const t4 = performance.now();
   return {
     info: clf.info(),
@@ -203,6 +206,10 @@ const handlers = {
     const result = classify(msg);
     const transfer = [result.attention, result.mask, result.preview].filter(Boolean).map((t) => t.data.buffer);
     return { reply: { type: MSG.RESULT, result }, transfer, after: result.engineMemoryBytes > RECYCLE_BYTES ? recycleQuietly : null };
+  },
+  async [MSG.REPORT](msg) {
+    if (!clf) throw new CsasnError(ERR.STATE, 'no model is loaded yet');
+    return { type: MSG.REPORTED, text: clf.report(msg.images || [], { sha256: modelSha256, date: msg.date, fhir: !!msg.fhir }) };
   },
   async [MSG.BENCH](msg) {
     if (!clf || !image) throw new CsasnError(ERR.STATE, 'load a model and open an image first');

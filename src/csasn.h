@@ -183,6 +183,41 @@ const char *csasn_kernels_name(void);
 void csasn_sha256(const void *data, size_t len, uint8_t out[32]);
 void csasn_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* ---- exam report (src/report.c) ----
+ * One implementation of the exam report for the CLI (`csasn report`) and the
+ * page (through shell/exports.c), so both write the same bytes for the same
+ * inputs. Images are added one by one with their result; images that name the
+ * same nodule label form one nodule, whose views combine (report.c says how).
+ * The document is the csasn-report JSON (schema: src/REPORT.md) or an HL7 FHIR
+ * R4 Bundle. Strings must be UTF-8 (invalid bytes become U+FFFD). */
+#define CSASN_REPORT_VERSION 1
+#define CSASN_REPORT_MAX_IMAGES 1000
+
+typedef struct csasn_report csasn_report;
+
+typedef struct {
+    const char *name;             /* the image's file name (no folders) */
+    const char *nodule;           /* nodule label, e.g. "right lobe, nodule 1"; NULL or "": a nodule of its own */
+    const char *view;             /* "transverse", "longitudinal", "other" (NULL: "other") */
+    const csasn_roi *roi;         /* the region classified; NULL: the whole image */
+    const csasn_result *result;   /* read: n_classes, probs, has_malignancy, malignancy, image_w, image_h */
+    double size_mm;               /* largest lesion diameter in mm; NAN where no calibration exists */
+} csasn_report_image;
+
+/* model_sha256: 64 hex digits of the model file; date: the exam's time as
+ * YYYY-MM-DDThh:mm:ssZ (UTC). The model is read during the calls only. */
+const char *csasn_report_new(csasn_report **out, const csasn_model *m, const char *model_sha256,
+                             const char *date);
+/* Copies what it needs from img (the result may be overwritten afterwards). */
+const char *csasn_report_add(csasn_report *r, const csasn_report_image *img);
+/* fhir 0: csasn-report JSON, 1: FHIR R4 Bundle. *out is owned by r, valid
+ * until the next call on r. */
+const char *csasn_report_json(csasn_report *r, int fhir, const char **out);
+void csasn_report_free(csasn_report *r);
+/* The malignancy head's operating point (csasn.malignancy_threshold); NAN
+ * when the model has no malignancy head. */
+float csasn_malignancy_threshold(const csasn_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -773,3 +773,9 @@ const char *csasn_label(const csasn_model *m, int i) { return m && i >= 0 && i <
 int csasn_label_is_malignant(const csasn_model *m, int i) { return m && i >= 0 && i < m->c.K ? m->malignant[i] : 0; }
 int csasn_input_size(const csasn_model *m) { return m ? m->c.S : 0; }
 const char *csasn_model_info_json(const csasn_model *m) { return m ? m->info_json : NULL; }
+
+/* The report's operating point (csasn.h). */
+float csasn_malignancy_threshold(const csasn_model *m)
+{
+    return m && m->c.has_malig ? m->c.malig_threshold : NAN;
+}

@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# npm packages (playwright-core, onnxruntime-web), pinned by tools/package-lock.json
+# npm packages (playwright-core, onnxruntime-web, axe-core, the FHIR R4 JSON schema), pinned by tools/package-lock.json
 # (again whenever the lock file is newer than what npm last installed)
 if [ -f tools/package-lock.json ] && { [ ! -f tools/node_modules/.package-lock.json ] ||
      [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; }; then

@@ -120,7 +120,9 @@ export function buildView({ notes }) {
 
   const foot = el('p', { class: 'cz-foot', hidden: !notes },
     el('strong', { text: 'Research use only — not a diagnosis.' }),
-    ' Results must be interpreted by a qualified clinician. Images are processed on this device and never leave it.');
+    ' Results must be interpreted by a qualified clinician. Images are processed on this device and never leave it.',
+    // intended use, in the words of the page, the report and the README
+    ' An adjunct for a region placed on a grey-scale (B-mode) image of a thyroid or breast nodule; trained on DDTI thyroid crops from one centre and BUSI breast images from one hospital; not for Doppler or elastography overlays, post-surgical sites, normal thyroid tissue, or children. Thyroid labels are DDTI\'s Kwak-style TI-RADS 2-5, not ACR TR1-TR5.');
   v.root = el('div', { class: 'cz' }, bar, v.modelError, el('div', { class: 'cz-grid' }, viewer, results), foot);
   return v;
 }
