@@ -34,8 +34,11 @@ const compileWasm = (name) => (compiled[name] ??= fetchResponse(new URL(name, im
   }));
 
 let engine = null;        // Promise<Engine>
-// Promise<{ module, relaxed }>: the compiled single-thread engine of the kind in use (relaxed
-// SIMD or simd128), what a recycle re-instantiates and what a standby worker is given.
+// Promise<{ module, relaxed: false }>: the compiled single-thread simd128 engine, what a
+// recycle re-instantiates and what a standby worker is given. Always simd128, whatever the
+// main engine is: its glue (csasn.mjs) is among every worker's static imports, so a standby
+// that takes over after a cancel fetches nothing (the relaxed engine's glue would be a request
+// after load). The two engines agree within 1e-5 (tests/test_engines.cjs).
 let single = null;
 let warmStop = false;
 const warm = { slices: 0, ms: 0 };
@@ -59,7 +62,8 @@ async function threadedOrSingle(relaxed) {
       console.warn(`csasn: threaded engine unavailable, using one thread: ${threadsFallback}`);
     }
   }
-  return createEngine({ wasmModule: (await single).module, relaxed });
+  if (relaxed) return createEngine({ wasmModule: await compileWasm('./csasn-relaxed.wasm'), relaxed: true });
+  return createEngine({ wasmModule: (await single).module });
 }
 
 async function pickEngine() {
@@ -73,7 +77,6 @@ async function pickEngine() {
       if (kind === 'relaxed' || e.code === ERR.NETWORK) throw e;
       engineFallback = String((e && e.message) || e);
       console.warn(`csasn: relaxed-SIMD engine unavailable, using simd128: ${engineFallback}`);
-      single = singleOf(false);
     }
   }
   return threadedOrSingle(false);
@@ -92,7 +95,7 @@ function start(given) {
     // new pthread Workers, i.e. fetch their scripts, and nothing may be requested after the
     // model is loaded. So it is compiled up front too. If it cannot be had, the page still
     // works; only the recycle is skipped (recycle throws).
-    single = singleOf(kind !== 'simd128' && relaxedSimdSupported());
+    single = singleOf(false);
     engine = pickEngine();
     engine.then(() => single).then((s) => postMessage({ type: MSG.MODULE, module: s }), () => {});
   }
@@ -238,8 +241,4 @@ self.onmessage = (ev) => {
   });
 };
 if (self.name !== STANDBY_NAME) start(null);
-// A standby is STARTed with the kind the first worker runs; the relaxed engine's glue is not
-// among this file's static imports, so it is loaded now, while the model downloads: after
-// that, nothing may be requested (a cancel's replacement included).
-else if (kind !== 'simd128' && relaxedSimdSupported()) import('./csasn-relaxed.mjs').catch(() => {});
 postMessage({ type: MSG.READY });

@@ -81,7 +81,9 @@ async function main() {
     // A listener from the start turns on playwright's file-chooser interception now: added just
     // before the key press, it is switched on asynchronously and may come after the picker opened.
     page.on('filechooser', () => {});
-    await page.goto(srv.url);
+    // simd128: the engine closest to the CLI's (same arithmetic; the relaxed one fuses its
+    // multiply-adds, 1e-5 apart), so the documents can be compared to the last decimal.
+    await page.goto(srv.url + '?engine=simd128');
     await page.waitForFunction(() => document.querySelector('csasn-classifier')?.getAttribute('data-state') === 'ready', null, { timeout: 90000 });
     await page.waitForTimeout(300);
     const nLoaded = requests.length;

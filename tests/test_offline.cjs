@@ -39,7 +39,7 @@ async function main() {
     const r1 = await classify();
     check('online: classifies, and the store adds no request after load', r1 && srv.log.length === nAfterLoad, srv.log.slice(nAfterLoad).join(' | '));
     const stored = await page.evaluate(async () => (await (await caches.open('csasn-offline-v1')).keys()).map((k) => new URL(k.url).pathname + new URL(k.url).search));
-    check('store holds the page, the runtime and the verified model', ['/', '/wasm/csasn.wasm', '/wasm/worker.js', '/weights/manifest.json'].every((p) => stored.includes(p)) && stored.some((p) => /^\/weights\/thyroid-ddti\.csasn\?v=/.test(p)), stored.join(' '));
+    check('store holds the page, the runtime and the verified model', ['/', '/wasm/worker.js', '/weights/manifest.json'].every((p) => stored.includes(p)) && stored.some((p) => /^\/wasm\/csasn(-relaxed)?(-mt)?\.wasm$/.test(p)) && stored.some((p) => /^\/weights\/thyroid-ddti\.csasn\?v=/.test(p)), stored.join(' '));
 
     // Offline.
     await browser.ctx.setOffline(true);

@@ -1,4 +1,5 @@
-// app.js - the page around <csasn-classifier>: picks the model from ?model=ID and exposes
+// app.js - the page around <csasn-classifier>: picks the model from ?model=ID (the engine from
+// ?engine=) and exposes
 // measurement hooks for the benchmark (tools/bench.cjs) and the browser tests.
 import { benchHooks } from './widget.js';
 
@@ -6,6 +7,9 @@ const t0 = performance.now();
 const clf = document.querySelector('csasn-classifier');
 const want = new URLSearchParams(location.search).get('model');
 if (clf && want && !clf.hasAttribute('model')) clf.model = want;
+// ?engine=simd128|relaxed: which wasm engine the widget runs (tests and benchmarks compare them).
+const engine = new URLSearchParams(location.search).get('engine');
+if (clf && engine && !clf.hasAttribute('engine')) clf.setAttribute('engine', engine);
 
 // window.csasnBench: coldStartMs = navigation start to the first displayed result (null
 // until then); loadTiming = the worker's split of the model load; run(n) = engine ms of n

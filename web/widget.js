@@ -12,6 +12,8 @@
 //   runtime   folder holding the engine (client.js, worker.js, csasn.js, csasn.wasm, ...);
 //             default wasm/
 //   hide-notes  the host page shows the research-use and privacy notes itself (read once).
+//   engine    'auto' (default: relaxed SIMD where the browser runs it correctly), 'relaxed' or
+//             'simd128' (read once, when the engine starts; client.js createClient)
 // URLs resolve against the page's URL. A portal on another origin embeds the page in an
 // iframe instead (web workers must be same-origin; see embed.html).
 // Events (bubbling and composed, so a listener on document hears them):
@@ -210,7 +212,8 @@ class CsasnClassifier extends HTMLElement {
         manifestJs.catch(() => {}); // (its failure is reported below, when awaited)
         const client = await import(new URL('client.js', runtime).href);
         if (gen !== this._startGen) return;
-        if (!this._client) this._client = client.createClient(); // its worker compiles the engine while the rest loads
+        // its worker compiles the engine while the rest loads
+        if (!this._client) this._client = client.createClient({ engine: this.getAttribute('engine') || 'auto' });
         const manifest = await manifestJs;
         if (gen !== this._startGen) return;
         this._rt = { loadManifest: manifest.loadManifest, pickModel: manifest.pickModel };
