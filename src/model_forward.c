@@ -12,6 +12,7 @@
 #include "csasn.h"
 #include "image.h"
 #include "kernels.h"
+#include "measure.h"
 #include "model.h"
 
 #include <math.h>
@@ -408,20 +409,83 @@ const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len
 {
     if (!m || !out)
         return "csasn_preprocess: model and output buffer are required";
-    return csasn__image_to_input(bytes, len, roi, m->c.S, m->c.mean, m->c.std, out, image_w, image_h);
+    /* The same input as csasn_classify: without a ROI, a DICOM tissue region. */
+    csasn__image_req req = {1, roi, 1};
+    csasn__image_meta meta;
+    const char *e = csasn__image_decode(bytes, len, &req, m->c.S, m->c.mean, m->c.std, out, &meta);
+    if (!e) {
+        if (image_w) *image_w = meta.image_w;
+        if (image_h) *image_h = meta.image_h;
+    }
+    return e;
 }
 
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
                            csasn_result *res)
 {
+    csasn_options o = {1, roi};
+    return csasn_classify_ex(m, bytes, len, &o, res);
+}
+
+/* ---- csasn_classify_ex: options, and what the result says about the input ---- */
+
+/* The strings csasn_result points to (modality, manufacturer): valid until
+ * the next classification on this thread (src/csasn.h). */
+static _Thread_local csasn__image_meta last_meta;
+
+/* A colour overlay in the region: the models were trained on gray B-mode. */
+#define COLOUR_SHARE_WARN 0.005   /* 0.5 % of the region's pixels strongly coloured */
+
+const char *csasn_classify_ex(csasn_model *m, const void *bytes, size_t len, const csasn_options *opt,
+                              csasn_result *res)
+{
     if (!m || !res) return "csasn_classify: NULL argument";
-    int iw = 0, ih = 0;
-    const char *e = csasn_preprocess(m, bytes, len, roi, m->s.input, &iw, &ih);
+    csasn__image_req req = {opt && opt->frame > 0 ? opt->frame : 1, opt ? opt->roi : NULL, 1};
+    csasn__image_meta *mt = &last_meta;
+    const char *e = csasn__image_decode(bytes, len, &req, m->c.S, m->c.mean, m->c.std, m->s.input, mt);
     if (e) return e;
     e = csasn_forward(m, m->s.input, res);
     if (e) return e;
-    res->image_w = iw;
-    res->image_h = ih;
+    res->image_w = mt->image_w;
+    res->image_h = mt->image_h;
+    res->format = mt->format;
+    res->frame = mt->frame;
+    res->frames = mt->frames;
+    res->roi = mt->roi;
+    res->roi_source = mt->roi_source;
+    res->has_spacing = mt->has_spacing;
+    for (int i = 0; i < 2; i++) {
+        res->spacing_mm[i] = mt->has_spacing ? (float)mt->spacing_mm[i] : 0.0f;
+        res->roi_mm[i] = mt->has_spacing ? (float)(mt->spacing_mm[i] * (i ? mt->roi.h : mt->roi.w)) : 0.0f;
+        res->lesion_px[i] = res->lesion_mm[i] = 0.0f;
+    }
+    res->has_lesion = 0;
+    if (res->mask && res->mask_w > 0 && res->mask_h > 0) {
+        /* The mask covers the region resized to S x S: a cell is w / mask_w by h / mask_h pixels. */
+        double cw = (double)mt->roi.w / res->mask_w, ch = (double)mt->roi.h / res->mask_h, d[2];
+        if (csasn__lesion_diameters(res->mask, res->mask_h, res->mask_w, cw, ch, 1.0, 1.0, d)) {
+            res->has_lesion = 1;
+            res->lesion_px[0] = (float)d[0];
+            res->lesion_px[1] = (float)d[1];
+            if (mt->has_spacing &&
+                csasn__lesion_diameters(res->mask, res->mask_h, res->mask_w, cw, ch, mt->spacing_mm[0],
+                                        mt->spacing_mm[1], d)) {
+                res->lesion_mm[0] = (float)d[0];
+                res->lesion_mm[1] = (float)d[1];
+            }
+        }
+    }
+    res->modality = mt->modality;
+    res->manufacturer = mt->manufacturer;
+    res->n_warnings = 0;
+    for (int i = 0; i < 4; i++)
+        res->warnings[i] = NULL;
+    if (mt->colour_fraction >= COLOUR_SHARE_WARN)
+        res->warnings[res->n_warnings++] = "strongly coloured pixels in the region (colour Doppler or elastography?): "
+                                           "the model was trained on gray B-mode images only";
+    if (mt->colour_flow)
+        res->warnings[res->n_warnings++] = "the region overlaps a colour-flow (Doppler) region of the DICOM file: "
+                                           "the model was trained on gray B-mode images only";
     return NULL;
 }
 
