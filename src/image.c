@@ -764,9 +764,18 @@ static const char *dicom_open(const uint8_t *p, size_t n, int frame, dicom_src *
         budget.cap_block = CSASN_MAX_IMAGE_BYTES;
         budget.live = budget.peak = 0;
         budget.denied = 0;
+        /* stb's inflate reads a few bytes past the end of the last code
+         * (a PNG's checksum is there; a DICOM stream has nothing after it):
+         * inflated from a copy with 8 zero bytes appended. */
+        uint8_t *pad = malloc(dn + 8);
+        if (!pad)
+            return "out of memory inflating the DICOM dataset";
+        memcpy(pad, ds, dn);
+        memset(pad + dn, 0, 8);
         int zn = 0;
-        char *z = stbi_zlib_decode_noheader_malloc((const char *)ds, (int)dn, &zn);
-        uint64_t peak = budget.peak;
+        char *z = stbi_zlib_decode_noheader_malloc((const char *)pad, (int)dn + 8, &zn);
+        free(pad);
+        uint64_t peak = budget.peak + dn + 8;
         int denied = budget.denied;
         budget.cap_total = budget.cap_block = SIZE_MAX;
         if (!z) {
