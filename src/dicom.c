@@ -173,7 +173,7 @@ typedef struct {
 static const char *read_header(const ctx *c, size_t pos, size_t end, int explicit_vr, elem *e)
 {
     if (end - pos < 8)
-        return csasn__errf("truncated DICOM: element header at byte %zu runs past the end (%zu bytes)", pos, end);
+        return csasn__errf("truncated DICOM: element header at dataset byte %zu runs past the end (%zu bytes)", pos, end);
     const uint8_t *q = c->p + pos;
     e->tag = TAG(le16(q), le16(q + 2));
     e->vr[0] = e->vr[1] = e->vr[2] = 0;
@@ -183,13 +183,13 @@ static const char *read_header(const ctx *c, size_t pos, size_t end, int explici
         return NULL;
     }
     if (q[4] < 'A' || q[4] > 'Z' || q[5] < 'A' || q[5] > 'Z')
-        return csasn__errf("corrupt DICOM: element (%04X,%04X) at byte %zu has no valid VR (bytes 0x%02X 0x%02X)",
+        return csasn__errf("corrupt DICOM: element (%04X,%04X) at dataset byte %zu has no valid VR (bytes 0x%02X 0x%02X)",
                            e->tag >> 16, e->tag & 0xFFFF, pos, q[4], q[5]);
     e->vr[0] = (char)q[4];
     e->vr[1] = (char)q[5];
     if (long_vr(e->vr)) {
         if (end - pos < 12)
-            return csasn__errf("truncated DICOM: element header at byte %zu runs past the end (%zu bytes)", pos, end);
+            return csasn__errf("truncated DICOM: element header at dataset byte %zu runs past the end (%zu bytes)", pos, end);
         e->len = le32(q + 8);
         e->value = pos + 12;
     } else {
@@ -279,12 +279,12 @@ static const char *parse_elements(ctx *c, size_t pos, size_t end, int depth, int
         unsigned g = e.tag >> 16, el = e.tag & 0xFFFF;
         if (e.tag == TAG_ITEM_END) {
             if (!until_delim)
-                return csasn__errf("corrupt DICOM: item delimiter outside an item at byte %zu", pos);
+                return csasn__errf("corrupt DICOM: item delimiter outside an item at dataset byte %zu", pos);
             *next = e.value;
             return NULL;
         }
         if (e.tag == TAG_ITEM || e.tag == TAG_SEQ_END)
-            return csasn__errf("corrupt DICOM: unexpected item tag (FFFE,%04X) at byte %zu", el, pos);
+            return csasn__errf("corrupt DICOM: unexpected item tag (FFFE,%04X) at dataset byte %zu", el, pos);
         int is_sq = !strcmp(e.vr, "SQ") || (!e.vr[0] && (e.tag == TAG_REGIONS));
         if (e.len == UNDEFINED) {
             if (depth == 0 && e.tag == TAG_PIXEL) {
@@ -306,10 +306,10 @@ static const char *parse_elements(ctx *c, size_t pos, size_t end, int depth, int
                         break;
                     }
                     if (it.tag != TAG_ITEM)
-                        return csasn__errf("corrupt DICOM: pixel data fragment at byte %zu is not an item "
+                        return csasn__errf("corrupt DICOM: pixel data fragment at dataset byte %zu is not an item "
                                            "(tag %04X,%04X)", q, it.tag >> 16, it.tag & 0xFFFF);
                     if (it.len == UNDEFINED || it.len > end - it.value)
-                        return csasn__errf("truncated DICOM: pixel data fragment at byte %zu (%u bytes) runs past "
+                        return csasn__errf("truncated DICOM: pixel data fragment at dataset byte %zu (%u bytes) runs past "
                                            "the end (%zu bytes)", q, it.len, end);
                     if (first) {
                         d->bot = c->p + it.value;
@@ -329,7 +329,7 @@ static const char *parse_elements(ctx *c, size_t pos, size_t end, int depth, int
                 continue;
             }
             if (!is_sq && strcmp(e.vr, "UN") && e.vr[0])
-                return csasn__errf("corrupt DICOM: element (%04X,%04X) at byte %zu (VR %s) has undefined length",
+                return csasn__errf("corrupt DICOM: element (%04X,%04X) at dataset byte %zu (VR %s) has undefined length",
                                    g, el, pos, e.vr);
             /* A sequence of undefined length; explicit UN of undefined
              * length is a sequence in Implicit VR (PS3.5 6.2.2). */
@@ -339,10 +339,10 @@ static const char *parse_elements(ctx *c, size_t pos, size_t end, int depth, int
             continue;
         }
         if (e.len > end - e.value)
-            return csasn__errf("truncated DICOM: element (%04X,%04X) at byte %zu: length %u runs past the end "
+            return csasn__errf("truncated DICOM: element (%04X,%04X) at dataset byte %zu: length %u runs past the end "
                                "(%zu bytes)", g, el, pos, e.len, end);
         if (e.len & 1)
-            return csasn__errf("corrupt DICOM: element (%04X,%04X) at byte %zu has an odd length (%u)", g, el, pos, e.len);
+            return csasn__errf("corrupt DICOM: element (%04X,%04X) at dataset byte %zu has an odd length (%u)", g, el, pos, e.len);
         const uint8_t *v = c->p + e.value;
         if (is_sq) {
             size_t after;
@@ -466,7 +466,7 @@ static const char *parse_items(ctx *c, const elem *seq, size_t limit, int depth,
             return NULL;
         }
         if (it.tag != TAG_ITEM)
-            return csasn__errf("corrupt DICOM: sequence (%04X,%04X) holds tag (%04X,%04X) at byte %zu instead of an item",
+            return csasn__errf("corrupt DICOM: sequence (%04X,%04X) holds tag (%04X,%04X) at dataset byte %zu instead of an item",
                                seq->tag >> 16, seq->tag & 0xFFFF, it.tag >> 16, it.tag & 0xFFFF, pos);
         csasn__us_region r = {-1, -1, -1, -1, -1, -1, -1, -1, 0.0, 0.0}, *reg = NULL;
         if (regions) {
@@ -478,7 +478,7 @@ static const char *parse_items(ctx *c, const elem *seq, size_t limit, int depth,
             err = parse_elements(c, it.value, end, depth, explicit_vr, 1, reg, &pos);
         } else {
             if (it.len > end - it.value)
-                return csasn__errf("truncated DICOM: item at byte %zu (%u bytes) runs past the end of its sequence",
+                return csasn__errf("truncated DICOM: item at dataset byte %zu (%u bytes) runs past the end of its sequence",
                                    pos, it.len);
             err = parse_elements(c, it.value, it.value + it.len, depth, explicit_vr, 0, reg, &pos);
         }
@@ -629,6 +629,8 @@ const char *csasn__dicom_frame_bytes(const csasn__dicom *d, int frame, const uin
             nxt = k + 1 < d->frames ? le32(d->bot + 4 * (size_t)k + 4) : d->frag_len;
         }
         const char *table = d->eot ? "Extended" : "Basic";
+        if (d->eot)
+            nxt = d->frag_len;   /* the lengths decide (below) */
         if (off >= d->frag_len || nxt > d->frag_len || nxt <= off)
             return csasn__errf("corrupt DICOM: the %s Offset Table puts frame %d at bytes %llu..%llu of %zu bytes of "
                                "fragments", table, frame, (unsigned long long)off, (unsigned long long)nxt, d->frag_len);
@@ -646,6 +648,26 @@ const char *csasn__dicom_frame_bytes(const csasn__dicom *d, int frame, const uin
         }
         if ((uint64_t)(r - base) == nxt)
             last = i;
+        if (d->eot && first != (size_t)-1) {
+            /* The Extended table also gives the frame's length: its fragments are those that hold it. */
+            uint64_t len = le64(d->eotl + 8 * (size_t)k), have = 0;
+            const uint8_t *q = base;
+            last = 0;
+            for (size_t j = 0; q < end; j++) {
+                size_t l;
+                fragment(q, &l);
+                if (j >= first) {
+                    if (have >= len)
+                        break;
+                    have += l;
+                    last = j + 1;
+                }
+                q += 8 + l;
+            }
+            if (have < len)
+                return csasn__errf("corrupt DICOM: the Extended Offset Table gives frame %d %llu bytes, its fragments "
+                                   "hold %llu", frame, (unsigned long long)len, (unsigned long long)have);
+        }
         if (first == (size_t)-1 || last == (size_t)-1)
             return csasn__errf("corrupt DICOM: the %s Offset Table's offset for frame %d is not a fragment", table, frame);
     } else if (d->frames == 1) {
