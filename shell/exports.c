@@ -43,11 +43,38 @@ typedef struct {
     int32_t mask_w;           /* 11 */
     int32_t image_w;          /* 12 */
     int32_t image_h;          /* 13 */
+    /* ---- the input: format, frame, region, sizes in mm, warnings (csasn_result's block) ---- */
+    const char *format;       /* 14 */
+    int32_t frame;            /* 15 */
+    int32_t frames;           /* 16 */
+    int32_t roi_x;            /* 17  the region classified */
+    int32_t roi_y;            /* 18 */
+    int32_t roi_w;            /* 19 */
+    int32_t roi_h;            /* 20 */
+    int32_t roi_source;       /* 21  CSASN_ROI_* */
+    int32_t has_spacing;      /* 22 */
+    float spacing_x;          /* 23  mm per pixel */
+    float spacing_y;          /* 24 */
+    float roi_mm_w;           /* 25 */
+    float roi_mm_h;           /* 26 */
+    int32_t has_lesion;       /* 27 */
+    float lesion_px_long;     /* 28 */
+    float lesion_px_short;    /* 29 */
+    float lesion_mm_long;     /* 30 */
+    float lesion_mm_short;    /* 31 */
+    const char *modality;     /* 32 */
+    const char *manufacturer; /* 33 */
+    int32_t n_warnings;       /* 34 */
+    const char *warning0;     /* 35 */
+    const char *warning1;     /* 36 */
+    const char *warning2;     /* 37 */
+    const char *warning3;     /* 38 */
 } csasn_wasm_result;
 
 #if defined(__wasm32__)
-_Static_assert(sizeof(csasn_wasm_result) == 14 * 4, "csasn.js reads 14 words");
+_Static_assert(sizeof(csasn_wasm_result) == 39 * 4, "csasn.js reads 39 words");
 _Static_assert(offsetof(csasn_wasm_result, image_h) == 13 * 4, "layout drifted from csasn.js");
+_Static_assert(offsetof(csasn_wasm_result, warning3) == 38 * 4, "layout drifted from csasn.js");
 #endif
 
 /* One result per module instance is enough: a model serves one inference at
@@ -87,6 +114,32 @@ static void fill_result(const csasn_result *r)
     g_result.mask_w = r->mask ? r->mask_w : 0;
     g_result.image_w = r->image_w;
     g_result.image_h = r->image_h;
+    /* the input block */
+    g_result.format = r->format;
+    g_result.frame = r->frame;
+    g_result.frames = r->frames;
+    g_result.roi_x = r->roi.x;
+    g_result.roi_y = r->roi.y;
+    g_result.roi_w = r->roi.w;
+    g_result.roi_h = r->roi.h;
+    g_result.roi_source = r->roi_source;
+    g_result.has_spacing = r->has_spacing;
+    g_result.spacing_x = r->spacing_mm[0];
+    g_result.spacing_y = r->spacing_mm[1];
+    g_result.roi_mm_w = r->roi_mm[0];
+    g_result.roi_mm_h = r->roi_mm[1];
+    g_result.has_lesion = r->has_lesion;
+    g_result.lesion_px_long = r->lesion_px[0];
+    g_result.lesion_px_short = r->lesion_px[1];
+    g_result.lesion_mm_long = r->lesion_mm[0];
+    g_result.lesion_mm_short = r->lesion_mm[1];
+    g_result.modality = r->modality;
+    g_result.manufacturer = r->manufacturer;
+    g_result.n_warnings = r->n_warnings;
+    g_result.warning0 = r->warnings[0];
+    g_result.warning1 = r->warnings[1];
+    g_result.warning2 = r->warnings[2];
+    g_result.warning3 = r->warnings[3];
 }
 
 /* The message of the last failed call ("" when the last call succeeded). */
@@ -172,6 +225,22 @@ CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_classify(csasn_model *m, c
     return &g_result;
 }
 
+/* csasn_wasm_classify with the frame of a multi-frame (DICOM) file, from 1. */
+CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_classify_ex(csasn_model *m, const void *bytes,
+                                                                  uint32_t len, int has_roi, int x, int y,
+                                                                  int w, int h, int frame)
+{
+    csasn_roi roi = {x, y, w, h};
+    csasn_options o = {frame, has_roi ? &roi : NULL};
+    csasn_result r;
+    memset(&r, 0, sizeof r);
+    const char *err = csasn_classify_ex(m, bytes, len, &o, &r);
+    set_error(err);
+    if (err) return NULL;
+    fill_result(&r);
+    return &g_result;
+}
+
 /* Forward pass on a preprocessed input[3][S][S] (benchmarks and parity with
  * other runtimes feed identical tensors). image_w/h are 0 in the result. */
 CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_forward(csasn_model *m, const float *input)
@@ -216,7 +285,7 @@ CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
 }
 
 /* Byte offset of every field of csasn_wasm_result, in declaration order, then
- * sizeof: out[] gets at most n of those 15 values; returns 15. shell/csasn.js
+ * sizeof: out[] gets at most n of those 40 values; returns 40. shell/csasn.js
  * compares them with the offsets it reads at, field by field, before it uses
  * an engine, so a reordered or resized field fails loudly instead of being
  * read as another. */
@@ -237,6 +306,31 @@ CSASN_WASM_EXPORT int csasn_wasm_result_layout(int32_t *out, int n)
         (int32_t)offsetof(csasn_wasm_result, mask_w),
         (int32_t)offsetof(csasn_wasm_result, image_w),
         (int32_t)offsetof(csasn_wasm_result, image_h),
+        (int32_t)offsetof(csasn_wasm_result, format),
+        (int32_t)offsetof(csasn_wasm_result, frame),
+        (int32_t)offsetof(csasn_wasm_result, frames),
+        (int32_t)offsetof(csasn_wasm_result, roi_x),
+        (int32_t)offsetof(csasn_wasm_result, roi_y),
+        (int32_t)offsetof(csasn_wasm_result, roi_w),
+        (int32_t)offsetof(csasn_wasm_result, roi_h),
+        (int32_t)offsetof(csasn_wasm_result, roi_source),
+        (int32_t)offsetof(csasn_wasm_result, has_spacing),
+        (int32_t)offsetof(csasn_wasm_result, spacing_x),
+        (int32_t)offsetof(csasn_wasm_result, spacing_y),
+        (int32_t)offsetof(csasn_wasm_result, roi_mm_w),
+        (int32_t)offsetof(csasn_wasm_result, roi_mm_h),
+        (int32_t)offsetof(csasn_wasm_result, has_lesion),
+        (int32_t)offsetof(csasn_wasm_result, lesion_px_long),
+        (int32_t)offsetof(csasn_wasm_result, lesion_px_short),
+        (int32_t)offsetof(csasn_wasm_result, lesion_mm_long),
+        (int32_t)offsetof(csasn_wasm_result, lesion_mm_short),
+        (int32_t)offsetof(csasn_wasm_result, modality),
+        (int32_t)offsetof(csasn_wasm_result, manufacturer),
+        (int32_t)offsetof(csasn_wasm_result, n_warnings),
+        (int32_t)offsetof(csasn_wasm_result, warning0),
+        (int32_t)offsetof(csasn_wasm_result, warning1),
+        (int32_t)offsetof(csasn_wasm_result, warning2),
+        (int32_t)offsetof(csasn_wasm_result, warning3),
         (int32_t)sizeof(csasn_wasm_result),
     };
     int total = (int)(sizeof v / sizeof v[0]);
@@ -250,6 +344,14 @@ CSASN_WASM_EXPORT int csasn_wasm_result_layout(int32_t *out, int n)
 CSASN_WASM_EXPORT int csasn_wasm_preview(const void *bytes, uint32_t len, int side, uint8_t *out)
 {
     const char *err = csasn_preview(bytes, len, side, out, NULL, NULL);
+    set_error(err);
+    return err ? -1 : 0;
+}
+
+/* csasn_wasm_preview of one frame (from 1) of a multi-frame (DICOM) file. */
+CSASN_WASM_EXPORT int csasn_wasm_preview_frame(const void *bytes, uint32_t len, int frame, int side, uint8_t *out)
+{
+    const char *err = csasn_preview_frame(bytes, len, frame, side, out, NULL, NULL);
     set_error(err);
     return err ? -1 : 0;
 }
