@@ -119,6 +119,15 @@ class CsasnClassifier extends HTMLElement {
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); v.file.click(); }
     });
     v.reset.addEventListener('click', () => this.setRoi(null));
+    // DICOM cine: another frame is classified (and shown) when the slider moves
+    v.frame.addEventListener('input', () => {
+      const img = this._image;
+      const f = Number(v.frame.value);
+      if (!img || !img.shown || !(f >= 1) || f === img.frame) return;
+      img.frame = f;
+      v.frameText.textContent = `${f} of ${img.frames}`;
+      this._classify();
+    });
     v.attToggle.addEventListener('change', () => this._drawOverlay());
     v.maskToggle.addEventListener('change', () => this._drawOverlay());
     v.select.addEventListener('change', () => { this.model = v.select.value; });
@@ -130,7 +139,7 @@ class CsasnClassifier extends HTMLElement {
       st.classList.remove('cz-drop');
       const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
       if (f) this.openFile(f);
-      else this._showError('Nothing to open: drop an image file (PNG, JPEG, BMP, GIF or PGM).', 'image');
+      else this._showError('Nothing to open: drop an image file (PNG, JPEG, BMP, GIF, PGM or DICOM).', 'image');
     });
     v.empty.addEventListener('click', () => v.file.click());
     attachRoiInput(v.overlay, {
@@ -333,7 +342,7 @@ class CsasnClassifier extends HTMLElement {
     this._result = null;
     this.removeAttribute('data-roi');
     // Shown once the engine has accepted it, from the engine's own preview.
-    this._image = { name, bytes, w: 0, h: 0, pending: true, shown: false, preview: null };
+    this._image = { name, bytes, w: 0, h: 0, pending: true, shown: false, preview: null, frame: 1, frames: 1, previewFrame: 0 };
     return this._classify();
   }
 
@@ -388,18 +397,24 @@ class CsasnClassifier extends HTMLElement {
     this.setAttribute('data-state', 'busy');
     this._setStatus('Analysing…');
     try {
-      const r = await this._client.classify(img.bytes, { roi, preview: !img.shown });
+      const frame = img.frame || 1;
+      const r = await this._client.classify(img.bytes, { roi, frame, preview: !img.shown || img.previewFrame !== frame });
       if (this._run !== run || this._image !== img || gen !== this._modelGen) return;
       img.w = r.image.w;
       img.h = r.image.h;
       img.pending = false;
-      if (!img.shown) {
+      img.frames = r.frames || 1;
+      if (!img.shown || (r.preview && img.previewFrame !== frame)) {
         img.preview = r.preview || null;
+        img.previewFrame = frame;
         img.shown = true;
         this.setAttribute('data-image-size', `${img.w},${img.h}`);
         showImage(this._v, img);
         this._fit();
       }
+      // A DICOM file's tissue region (what the engine classified without a region) is drawn
+      // as the initial region, so the user sees and can adjust it.
+      if (!this._roi && r.region && r.region.source === 'tissue') this._roi = { x: r.region.x, y: r.region.y, w: r.region.w, h: r.region.h };
       this._result = r;
       this._showResult(r);
       this._drawOverlay();
