@@ -1122,6 +1122,9 @@ static const char *decode_image(const void *bytes, size_t len, const csasn__imag
             fmt = "JPEG";
         }
     }
+    /* Only DICOM has frames: another frame of a still image does not exist. */
+    if (!dcm->open && req->frame > 1)
+        return csasn__errf("frame %d does not exist: a %s image has 1 frame (frames count from 1)", req->frame, fmt);
     image_header hd;
     memset(&hd, 0, sizeof hd);
     hd.fmt = fmt;
