@@ -112,6 +112,28 @@ async function main() {
     check('no identifying tag anywhere in the DOM (PatientName, PatientID, birth date)',
       !fake.some((x) => text.includes(x)) && !text.includes('Doe') && !text.includes('Jane'), 'leaked');
 
+    // manual calibration of a PNG (no calibration in it): two clicks 200 image px apart, 25 mm
+    const png = path.join(ROOT, 'build/dicom/frame1.png');
+    prev = await seq();
+    await p.setInputFiles(`${host} [data-testid=file-input]`, png);
+    await waitResult(prev);
+    s = await read();
+    check(`PNG: no calibration, sizes in pixels ("${s.size}")`, s.size.includes('pixels only') && s.roi === null, s.size);
+    const shadow = (t) => p.locator(`${host} [data-testid=${t}]`);
+    await shadow('calibrate').click();
+    const box = await shadow('roi-canvas').boundingBox();
+    for (const x of [100, 300]) await p.mouse.click(box.x + (x / 560) * box.width, box.y + (50 / 360) * box.height);
+    await shadow('calib-mm').fill('25');
+    await shadow('calib-apply').click();
+    const size = await shadow('size-mm').textContent();
+    const sPx = 25 / 200, rowPng = cli(['classify', '--model', MODEL, png])[0];
+    // the clicks land on fractional image pixels (the canvas is scaled to the layout): 0.5 % slack
+    const m = /Region ([\d.]+) × ([\d.]+) mm/.exec(size);
+    const okMm = m && Math.abs(Number(m[1]) - 560 * sPx) <= 0.005 * 560 * sPx && Math.abs(Number(m[2]) - 360 * sPx) <= 0.005 * 360 * sPx;
+    const ml = /lesion ([\d.]+) × ([\d.]+) mm/.exec(size);
+    const okLesion = rowPng.lesion_px === null || (ml && Math.abs(Number(ml[1]) - rowPng.lesion_px[0] * sPx) <= 0.01 * rowPng.lesion_px[0] * sPx + 0.01);
+    check(`manual calibration (two ruler ticks, 25 mm): "${size}"`, okMm && okLesion && size.includes('manual calibration'), `${size} vs ${560 * sPx} x ${360 * sPx}, lesion ${rowPng.lesion_px}`);
+
     // a hostile file: the engine's message
     const [, bad] = hostile.find(([n]) => n === 'nested_10000');
     await p.setInputFiles(`${host} [data-testid=file-input]`, { name: 'bad.dcm', mimeType: 'application/dicom', buffer: fs.readFileSync(bad) });

@@ -35,6 +35,7 @@ import { buildView, showModels, showResult, threshold, fmtMB } from './widget/vi
 import { drawOverlay } from './widget/overlay.js';
 import { attachRoiInput, clampRoi } from './widget/roi.js';
 import { showImage, hideImage, fitImage } from './widget/preview.js';
+import { attachCalibration, scaleFrom } from './widget/calibrate.js';
 
 const MAX_FILE_BYTES = 256 * 1024 * 1024; // CSASN_MAX_IMAGE_BYTES (src/csasn.h), as the CLI and the API
 const DEFAULTS = { runtime: 'wasm/', manifest: 'weights/manifest.json' };
@@ -142,6 +143,36 @@ class CsasnClassifier extends HTMLElement {
       else this._showError('Nothing to open: drop an image file (PNG, JPEG, BMP, GIF, PGM or DICOM).', 'image');
     });
     v.empty.addEventListener('click', () => v.file.click());
+    // Manual calibration: two clicks on the ruler (taken ahead of the ROI input), a distance.
+    attachCalibration(v.overlay, {
+      image: () => (this._image && this._image.shown ? this._image : null),
+      active: () => !!this._calibPoints,
+      onPoint: (pt) => {
+        this._calibPoints.push(pt);
+        if (this._calibPoints.length === 1) v.calibHint.textContent = 'Now click the second tick.';
+        else {
+          v.calibHint.textContent = `${Math.hypot(this._calibPoints[1].x - this._calibPoints[0].x, this._calibPoints[1].y - this._calibPoints[0].y).toFixed(0)} px between the ticks.`;
+          v.calibForm.hidden = false;
+          v.calibMm.focus();
+        }
+      },
+    });
+    v.calibrate.addEventListener('click', () => {
+      this._calibPoints = [];
+      v.calibForm.hidden = true;
+      v.calibHint.textContent = 'Click two ticks of the depth ruler on the image.';
+    });
+    const applyCalib = () => {
+      const c = scaleFrom(this._calibPoints || [], Number(v.calibMm.value));
+      if (!c) { v.calibHint.textContent = 'Click two ticks at least 2 px apart and type their distance in mm.'; return; }
+      this._calibPoints = null;
+      v.calibForm.hidden = true;
+      v.calibHint.textContent = '';
+      if (this._image) this._image.calib = c;
+      this._showResult(this._result);
+    };
+    v.calibApply.addEventListener('click', applyCalib);
+    v.calibMm.addEventListener('keydown', (e) => { if (e.key === 'Enter') applyCalib(); });
     attachRoiInput(v.overlay, {
       image: () => (this._image && this._image.shown ? this._image : null),
       roi: () => this._roi,
@@ -342,7 +373,8 @@ class CsasnClassifier extends HTMLElement {
     this._result = null;
     this.removeAttribute('data-roi');
     // Shown once the engine has accepted it, from the engine's own preview.
-    this._image = { name, bytes, w: 0, h: 0, pending: true, shown: false, preview: null, frame: 1, frames: 1, previewFrame: 0 };
+    this._image = { name, bytes, w: 0, h: 0, pending: true, shown: false, preview: null, frame: 1, frames: 1, previewFrame: 0, calib: null };
+    this._calibPoints = null;
     return this._classify();
   }
 
@@ -465,7 +497,7 @@ class CsasnClassifier extends HTMLElement {
   }
 
   _showResult(r) {
-    showResult(this._v, r, this._info, threshold(this._info));
+    showResult(this._v, r, this._info, threshold(this._info), this._image ? this._image.calib || null : null);
     if (!r) {
       this.removeAttribute('data-result-seq');
       return;

@@ -105,6 +105,13 @@ export function buildView({ notes }) {
   v.roiText = el('span', { 'data-testid': 'roi-text' });
   v.meta = el('p', { class: 'cz-meta', hidden: true }, 'Inference ', v.latency, ' on this device · Region ', v.roiText);
   v.sizeMm = el('p', { class: 'cz-meta', 'data-testid': 'size-mm', hidden: true });
+  // Manual calibration (no calibration in the file): two ruler ticks and their distance.
+  v.calibrate = el('button', { type: 'button', class: 'cz-btn', 'data-testid': 'calibrate', text: 'Calibrate with the ruler…' });
+  v.calibHint = el('span', { class: 'cz-small cz-muted', 'data-testid': 'calib-hint' });
+  v.calibMm = el('input', { type: 'number', min: '0', step: 'any', id: 'cz-calib-mm', 'data-testid': 'calib-mm', class: 'cz-calib-mm' });
+  v.calibApply = el('button', { type: 'button', class: 'cz-btn', 'data-testid': 'calib-apply', text: 'Apply' });
+  v.calibForm = el('span', { hidden: true }, el('label', { for: 'cz-calib-mm', text: ' Distance (mm) ' }), v.calibMm, v.calibApply);
+  v.calibBox = el('div', { class: 'cz-meta', hidden: true }, v.calibrate, ' ', v.calibHint, v.calibForm);
   v.warnings = el('div', { class: 'cz-error', role: 'alert', 'data-testid': 'warnings', hidden: true });
   v.legendMask = el('span', { class: 'cz-legend-item', hidden: true },
     el('span', { class: 'cz-legend-swatch', 'aria-hidden': 'true' }), el('span', { class: 'cz-small cz-muted', text: 'Lesion outline (mask ≥ 50%)' }));
@@ -119,7 +126,7 @@ export function buildView({ notes }) {
       el('li', { text: 'an attention map showing where the model looked,' }),
       el('li', { text: 'the lesion outline, where the model segments it.' })));
   const results = el('section', { class: 'cz-card cz-results', 'aria-label': 'Result', 'aria-live': 'polite' },
-    v.status, v.placeholder, v.top, v.malig, v.probsBox, v.meta, v.sizeMm, v.warnings, v.legend);
+    v.status, v.placeholder, v.top, v.malig, v.probsBox, v.meta, v.sizeMm, v.calibBox, v.warnings, v.legend);
 
   const foot = el('p', { class: 'cz-foot', hidden: !notes },
     el('strong', { text: 'Research use only — not a diagnosis.' }),
@@ -135,11 +142,11 @@ export function showModels(v, models) {
 
 /** Fills the result card with r (a csasn.js result; null empties it). info: the model's
  *  info (malignant labels), threshold: its malignancy operating point. */
-export function showResult(v, r, info, threshold) {
+export function showResult(v, r, info, threshold, calib = null) {
   if (!r) {
     v.top.hidden = v.malig.hidden = v.probsBox.hidden = v.meta.hidden = v.legend.hidden = true;
     v.maskLabel.hidden = true;
-    v.sizeMm.hidden = v.warnings.hidden = true;
+    v.sizeMm.hidden = v.warnings.hidden = v.calibBox.hidden = true;
     v.placeholder.hidden = false;
     v.probs.replaceChildren();
     return;
@@ -177,13 +184,13 @@ export function showResult(v, r, info, threshold) {
   v.legendMask.hidden = !r.mask;
   v.maskLabel.hidden = !r.mask;
   v.reset.disabled = !r.roi;
-  showInput(v, r);
+  showInput(v, r, calib);
 }
 
 const mm = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 /** What the result says about the input: DICOM facts, the frame slider, sizes in mm, warnings. */
-function showInput(v, r) {
+function showInput(v, r, calib) {
   const dicom = r.format === 'dicom';
   v.dicomInfo.hidden = !dicom;
   if (dicom) {
@@ -197,10 +204,15 @@ function showInput(v, r) {
   v.frame.setAttribute('aria-valuetext', `frame ${r.frame} of ${r.frames}`);
   if (r.region && r.region.source === 'tissue') v.roiText.textContent = `tissue region of the file, ${r.region.w} × ${r.region.h} px at (${r.region.x}, ${r.region.y})`;
   const parts = [];
-  if (r.roi_mm) parts.push(`Region ${mm(r.roi_mm[0])} × ${mm(r.roi_mm[1])} mm`);
-  if (r.lesion_mm) parts.push(`lesion ${mm(r.lesion_mm[0])} × ${mm(r.lesion_mm[1])} mm (longest × perpendicular)`);
+  const s = !r.spacing_mm && calib ? calib.mmPerPx : null;   // manual calibration, square pixels
+  const roiMm = r.roi_mm || (s && r.region ? [r.region.w * s, r.region.h * s] : null);
+  const lesionMm = r.lesion_mm || (s && r.lesion_px ? [r.lesion_px[0] * s, r.lesion_px[1] * s] : null);
+  if (roiMm) parts.push(`Region ${mm(roiMm[0])} × ${mm(roiMm[1])} mm`);
+  if (lesionMm) parts.push(`lesion ${mm(lesionMm[0])} × ${mm(lesionMm[1])} mm (longest × perpendicular)`);
   else if (r.lesion_px) parts.push(`lesion ${r.lesion_px[0].toFixed(0)} × ${r.lesion_px[1].toFixed(0)} px (no calibration)`);
-  if (!r.spacing_mm) parts.push('no calibration in the file: sizes in pixels only');
+  if (s) parts.push(`manual calibration: ${mm(calib.mm)} mm over ${calib.px.toFixed(0)} px`);
+  else if (!r.spacing_mm) parts.push('no calibration in the file: sizes in pixels only');
+  v.calibBox.hidden = !!r.spacing_mm;
   v.sizeMm.textContent = parts.join(' · ');
   v.sizeMm.hidden = false;
   v.warnings.replaceChildren(...(r.warnings || []).map((w) => el('p', { text: `Caution: ${w}.` })));
