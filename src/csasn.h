@@ -99,7 +99,7 @@ int csasn_input_size(const csasn_model *m);                /* S: input is 3 x S 
  * or "mixed") and "file_bytes" (what `csasn info` prints). */
 const char *csasn_model_info_json(const csasn_model *m);
 
-/* Image bytes (PNG, JPEG, BMP, GIF, binary PGM/PPM, 8 or 16 bit) -> normalised
+/* Image bytes (PNG, JPEG, BMP, GIF, binary PGM/PPM, 8 or 16 bit; DICOM, below) -> normalised
  * input tensor out[3][S][S] (planar, channel-first, as PyTorch). The image is
  * first turned upright by its EXIF orientation (JPEG, PNG eXIf), as browsers
  * show it; roi (NULL: the whole image) and *image_w, *image_h are in upright
@@ -132,7 +132,10 @@ int csasn_preview_side(int image_w, int image_h);
 /* Forward pass on a preprocessed input[3][S][S]. */
 const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res);
 
-/* csasn_preprocess into the model's own input buffer, then csasn_forward. */
+/* csasn_preprocess into the model's own input buffer, then csasn_forward; the
+ * result's input block (format, frame, region, mm, warnings) is filled too.
+ * For csasn_preprocess and csasn_classify alike, roi NULL means a DICOM file's
+ * largest tissue region (see below) when it has one, else the whole image. */
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len,
                            const csasn_roi *roi, csasn_result *res);
 

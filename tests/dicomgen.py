@@ -399,6 +399,30 @@ def hostile():
         run(cmd + [p])
         out.append((name, p))
     put("no_pixel_data", good[:pix_at])
+    # the decoder's limits: a deflated dataset inflating to 300 MiB (past the 256 MiB a file may
+    # have), a frame whose decode needs more than the 1 GiB decode memory (10000 x 10000 16-bit
+    # RGB RLE: 600 MB of output and 600 MB of segments)
+    import zlib
+    defl = os.path.join(d, "tmp_defl.dcm")
+    run(["dcmconv", "+td", src, defl])
+    b = open(defl, "rb").read()
+    pos = 132
+    while struct.unpack_from("<H", b, pos)[0] == 2:
+        vr = b[pos + 4:pos + 6]
+        if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
+            pos += 12 + struct.unpack_from("<I", b, pos + 8)[0]
+        else:
+            pos += 8 + struct.unpack_from("<H", b, pos + 6)[0]
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = z.compress(b"\0" * (300 << 20)) + z.flush()
+    put("deflate_bomb", b[:pos] + bomb)
+    ds = dataset((10000, 10000), 3, "RGB", bits=16, ts=RLELossless)
+    ds.PixelData = encapsulate([b"\0" * 64])
+    ds["PixelData"].is_undefined_length = True
+    ds["PixelData"].VR = "OB"
+    p = os.path.join(d, "tmp.dcm")
+    ds.save_as(p, write_like_original=False)
+    put("over_decode_memory", open(p, "rb").read())
     put("signed_pixels", small(PixelRepresentation=1))
     return out
 
