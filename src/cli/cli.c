@@ -317,7 +317,7 @@ static int parse_options(int argc, char **argv, const char *allowed, options *o)
             o->runs = (int)n;
         }
     }
-    if (!o->model && !strstr(allowed, " --nomodel "))
+    if (!o->model && strstr(allowed, " --model "))   /* decode takes no model */
         return usage("%s", "--model FILE is required");
     return 0;
 }
@@ -730,7 +730,7 @@ int main(int argc, char **argv)
     }
     const char *allowed;
     if (!strcmp(cmd, "classify")) allowed = " --model --roi --frame --attention --mask ";
-    else if (!strcmp(cmd, "decode")) allowed = " --frame --out --nomodel ";
+    else if (!strcmp(cmd, "decode")) allowed = " --frame --out ";
     else if (!strcmp(cmd, "info")) allowed = " --model ";
     else if (!strcmp(cmd, "bench")) allowed = " --model --runs --profile --roi ";
     else if (!strcmp(cmd, "dump")) allowed = " --model --roi --tensor --out ";
