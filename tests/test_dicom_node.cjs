@@ -66,6 +66,11 @@ async function main() {
     check(`frame ${bad}: refused (${msg})`, msg !== null, 'accepted');
   }
 
+  // a still image has one frame
+  let still = null;
+  try { await c.classify(fs.readFileSync(path.join(ROOT, 'build/dicom/frame1.png')), { frame: 2 }); } catch (e) { still = `${e.code}: ${e.message}`; }
+  check(`frame 2 of a PNG: refused (${still})`, still !== null && still.startsWith('image:') && still.includes('1 frame'), 'accepted');
+
   // the hostile corpus: a clear error, no probability, the engine still works after it
   for (const [name, file] of hostile) {
     let msg = null, code = null, r = null;
