@@ -1149,9 +1149,9 @@ static const char *decode_image(const void *bytes, size_t len, const csasn__imag
      * upright image and is checked before decoding: a bad ROI costs nothing. */
     int turned = hd.orientation >= 5;
     int uw = turned ? h : w, uh = turned ? w : h;
-    int x0 = 0, y0 = 0, x1 = uw, y1 = uh;
     /* No ROI: a DICOM file's largest tissue region, so that the vendor's
-     * menus, scales and text stay out of the model. */
+     * menus, scales and text stay out of the model. It then goes through the
+     * model's region geometry exactly like a caller's ROI. */
     csasn_roi tissue;
     int roi_source = roi ? 1 : 0;
     int64_t tx0, ty0, tx1, ty1;
@@ -1160,20 +1160,25 @@ static const char *decode_image(const void *bytes, size_t len, const csasn__imag
         roi = &tissue;
         roi_source = 2;
     }
+    /* The region the model reads (region.h): [x0, x1) x [y0, y1), image
+     * pixels in [ix0, ix1) x [iy0, iy1), fill elsewhere. */
+    const csasn__region_spec *spec = req->spec;
+    csasn__region g;
+    if ((err = csasn__region_geometry(roi, uw, uh, spec, &g)) != NULL)
+        return err;
+    int x0 = g.x0, y0 = g.y0;
+    int cw = g.x1 - g.x0, ch = g.y1 - g.y0;
+    const float fill = spec ? spec->fill : 0.0f;
+    /* The box classified (the ROI clipped to the image; what the result calls
+     * roi), as against the region read around it (g). */
+    int rx0 = 0, ry0 = 0, rx1 = uw, ry1 = uh;
     if (roi) {
-        if (roi->w <= 0 || roi->h <= 0)
-            return csasn__errf("bad ROI %d,%d,%d,%d: width and height must be positive",
-                               roi->x, roi->y, roi->w, roi->h);
-        int64_t rx1 = (int64_t)roi->x + roi->w, ry1 = (int64_t)roi->y + roi->h;
-        if (rx1 <= 0 || ry1 <= 0 || roi->x >= uw || roi->y >= uh)
-            return csasn__errf("ROI %d,%d,%d,%d does not overlap the %dx%d image",
-                               roi->x, roi->y, roi->w, roi->h, uw, uh);
-        x0 = roi->x > 0 ? roi->x : 0;
-        y0 = roi->y > 0 ? roi->y : 0;
-        x1 = rx1 < uw ? (int)rx1 : uw;
-        y1 = ry1 < uh ? (int)ry1 : uh;
+        int64_t ex = (int64_t)roi->x + roi->w, ey = (int64_t)roi->y + roi->h;
+        rx0 = roi->x > 0 ? roi->x : 0;
+        ry0 = roi->y > 0 ? roi->y : 0;
+        rx1 = ex < uw ? (int)ex : uw;
+        ry1 = ey < uh ? (int)ey : uh;
     }
-    int cw = x1 - x0, ch = y1 - y0;
 
     /* Memory, from the header: the decoder's peak plus this function's own
      * buffers (the resize row, [ch][S] sums and weights; the JPEG colour fix). */
@@ -1215,9 +1220,16 @@ static const char *decode_image(const void *bytes, size_t len, const csasn__imag
         err = "out of memory preprocessing the image";
         goto done;
     }
-    /* Horizontal pass, one crop row at a time: [ch][cw] -> tmp[ch][S]. */
+    /* Horizontal pass, one region row at a time: [ch][cw] -> tmp[ch][S]. */
     for (int y = 0; y < ch; y++) {
-        gray_row(&ras, map, x0, y0 + y, cw, row);
+        int uy = y0 + y, a = 0, b = 0;   /* row[a, b) shows the image */
+        if (uy >= g.iy0 && uy < g.iy1) {
+            a = g.ix0 - x0;
+            b = g.ix1 - x0;
+            gray_row(&ras, map, g.ix0, uy, b - a, row + a);
+        }
+        for (int i = 0; i < a; i++) row[i] = fill;
+        for (int i = b; i < cw; i++) row[i] = fill;
         double *t = tmp + (size_t)y * S;
         for (int i = 0; i < S; i++) {
             const double *wt = ax.w + (size_t)i * ax.kmax;
@@ -1253,12 +1265,13 @@ static const char *decode_image(const void *bytes, size_t len, const csasn__imag
                 meta->format = fmts[i][1];
         meta->frame = dcm->open ? dcm->frame : 1;
         meta->frames = dcm->open ? dcm->d.frames : 1;
-        meta->roi.x = x0, meta->roi.y = y0, meta->roi.w = cw, meta->roi.h = ch;
+        meta->roi.x = rx0, meta->roi.y = ry0, meta->roi.w = rx1 - rx0, meta->roi.h = ry1 - ry0;
+        meta->region = g;
         meta->roi_source = roi_source;
-        meta->colour_fraction = colour_share(&ras, map, x0, y0, cw, ch);
+        meta->colour_fraction = colour_share(&ras, map, rx0, ry0, rx1 - rx0, ry1 - ry0);
         if (dcm->open) {
-            meta->has_spacing = csasn__dicom_spacing(&dcm->d, x0, y0, x1, y1, meta->spacing_mm);
-            meta->colour_flow = csasn__dicom_colour_flow(&dcm->d, x0, y0, x1, y1);
+            meta->has_spacing = csasn__dicom_spacing(&dcm->d, rx0, ry0, rx1, ry1, meta->spacing_mm);
+            meta->colour_flow = csasn__dicom_colour_flow(&dcm->d, rx0, ry0, rx1, ry1);
             memcpy(meta->modality, dcm->d.modality, sizeof meta->modality);
             memcpy(meta->manufacturer, dcm->d.manufacturer, sizeof meta->manufacturer);
         }
@@ -1289,14 +1302,16 @@ const char *csasn__image_decode(const void *bytes, size_t len, const csasn__imag
 
 const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
                                   int S, const float mean[3], const float std[3],
-                                  float *out, int *iw, int *ih)
+                                  float *out, int *iw, int *ih,
+                                  const csasn__region_spec *spec, csasn__region *region)
 {
-    csasn__image_req req = {1, roi, 0};
+    csasn__image_req req = {1, roi, 0, spec};
     csasn__image_meta meta;
     const char *err = csasn__image_decode(bytes, len, &req, S, mean, std, out, &meta);
     if (!err) {
         if (iw) *iw = meta.image_w;
         if (ih) *ih = meta.image_h;
+        if (region) *region = meta.region;
     }
     return err;
 }

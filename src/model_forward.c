@@ -10,12 +10,14 @@
  * each one also times its op when profiling is on.
  */
 #include "csasn.h"
+#include "error.h"
 #include "image.h"
 #include "kernels.h"
 #include "measure.h"
 #include "model.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ ops */
@@ -323,6 +325,27 @@ static void segment(csasn_model *m)
     conv1x1(m, s->mask, s->s4, 4 * H8 * H8, &w->seg_out, CSASN__ACT_SIGMOID);
 }
 
+/* ------------------------------------------------------ descriptor heads */
+
+/* CSASN.forward's head_desc: head i reads cls_out [E] -> dlogits [n_i] at
+ * dhead_off[i], softmax (no temperature) -> dprobs [n_i]; the result's
+ * csasn_descriptor i points at those probabilities and gets their argmax. */
+static void descriptor_heads(csasn_model *m)
+{
+    const csasn__config *c = &m->c;
+    csasn__state *s = &m->s;
+    for (int i = 0; i < c->n_dheads; i++) {
+        csasn_descriptor *d = &m->dheads[i];
+        float *z = s->dlogits + m->dhead_off[i], *p = s->dprobs + m->dhead_off[i];   /* [n_i] */
+        linear(m, z, s->cls_out, 1, &m->w.head_desc[i], CSASN__ACT_NONE);
+        memcpy(p, z, (size_t)d->n_labels * sizeof(float));
+        csasn__softmax(p, d->n_labels);
+        d->top = 0;
+        for (int k = 1; k < d->n_labels; k++)
+            if (p[k] > p[d->top]) d->top = k;
+    }
+}
+
 /* -------------------------------------------------------------- forward */
 
 static int all_finite(const float *x, int n)
@@ -364,6 +387,7 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
         malignancy = csasn__act1(s->mal[0] / c->malig_temperature, CSASN__ACT_SIGMOID);
     }
     if (c->has_seg) segment(m);
+    descriptor_heads(m);
 
     memset(res, 0, sizeof *res);
     res->n_classes = c->K;
@@ -382,6 +406,10 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
         res->mask = s->mask;
         res->mask_h = res->mask_w = S / 4;
     }
+    if (c->n_dheads) {
+        res->n_descriptors = c->n_dheads;
+        res->descriptors = m->dheads;
+    }
     if (m->profiling) {
         m->prof_total = csasn__now_ms() - t_start;
         double ops = 0.0;   /* what no op helper timed: copies, concatenations, upsampling */
@@ -394,7 +422,8 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
     int bad = !all_finite(s->logits, c->K) || !all_finite(s->probs, c->K) ||
               (c->has_malig && !isfinite(res->malignancy)) ||
               (c->att_stages && !all_finite(s->att_map, HW32)) ||
-              (c->has_seg && !all_finite(s->mask, (S / 4) * (S / 4)));
+              (c->has_seg && !all_finite(s->mask, (S / 4) * (S / 4))) ||
+              (c->n_dheads && !all_finite(s->dprobs, c->dhead_total));
     if (bad) {
         memset(res, 0, sizeof *res);
         return "the forward pass produced non-finite values (activations overflow): the model's weights are unusable";
@@ -404,13 +433,21 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
 
 /* ------------------------------------------------- preprocess, classify */
 
+/* The model's region rule (csasn.region_* of its file) for the image pipeline. */
+static csasn__region_spec region_spec(const csasn_model *m)
+{
+    csasn__region_spec r = {m->c.region_mode, m->c.region_margin, m->c.region_fill};
+    return r;
+}
+
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h)
 {
     if (!m || !out)
         return "csasn_preprocess: model and output buffer are required";
     /* The same input as csasn_classify: without a ROI, a DICOM tissue region. */
-    csasn__image_req req = {1, roi, 1};
+    csasn__region_spec spec = region_spec(m);
+    csasn__image_req req = {1, roi, 1, &spec};
     csasn__image_meta meta;
     const char *e = csasn__image_decode(bytes, len, &req, m->c.S, m->c.mean, m->c.std, out, &meta);
     if (!e) {
@@ -418,6 +455,23 @@ const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len
         if (image_h) *image_h = meta.image_h;
     }
     return e;
+}
+
+const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, const csasn_roi *roi,
+                               csasn_roi *region)
+{
+    if (!m || !region) return "csasn_model_region: model and region are required";
+    if (image_w < 1 || image_h < 1 || image_w > (int)CSASN_MAX_IMAGE_SIDE || image_h > (int)CSASN_MAX_IMAGE_SIDE)
+        return csasn__errf("bad image size %dx%d", image_w, image_h);
+    csasn__region_spec spec = region_spec(m);
+    csasn__region g;
+    const char *e = csasn__region_geometry(roi, image_w, image_h, &spec, &g);
+    if (e) return e;
+    region->x = g.x0;
+    region->y = g.y0;
+    region->w = g.x1 - g.x0;
+    region->h = g.y1 - g.y0;
+    return NULL;
 }
 
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
@@ -436,11 +490,50 @@ static _Thread_local csasn__image_meta last_meta;
 /* A colour overlay in the region: the models were trained on gray B-mode. */
 #define COLOUR_SHARE_WARN 0.005   /* 0.5 % of the region's pixels strongly coloured */
 
+/* The lesion's diameters from the mask. The mask covers the region the model
+ * read (region_*, the model's region geometry), not the ROI: a cell is
+ * region_w / mask_w by region_h / mask_h image pixels. Letterbox shows fill
+ * outside the grown box, so only cells whose centre lies inside it count. */
+static void lesion_size(const csasn_model *m, const csasn__image_meta *mt, csasn_result *res)
+{
+    const csasn__region *g = &mt->region;
+    int mh = res->mask_h, mw = res->mask_w;
+    double cw = (double)(g->x1 - g->x0) / mw, ch = (double)(g->y1 - g->y0) / mh, d[2];
+    const float *mask = res->mask;
+    float *own = NULL;
+    if (m->c.region_mode == CSASN_REGION_LETTERBOX) {
+        own = malloc(sizeof *own * (size_t)mh * (size_t)mw);
+        if (!own)
+            return;   /* no size rather than a wrong one */
+        for (int y = 0; y < mh; y++) {
+            double cy = g->y0 + (y + 0.5) * ch;
+            for (int x = 0; x < mw; x++) {
+                double cx = g->x0 + (x + 0.5) * cw;
+                int in = cx >= g->gx0 && cx < g->gx1 && cy >= g->gy0 && cy < g->gy1;
+                own[(size_t)y * mw + x] = in ? mask[(size_t)y * mw + x] : 0.0f;
+            }
+        }
+        mask = own;
+    }
+    if (csasn__lesion_diameters(mask, mh, mw, cw, ch, 1.0, 1.0, d)) {
+        res->has_lesion = 1;
+        res->lesion_px[0] = (float)d[0];
+        res->lesion_px[1] = (float)d[1];
+        if (mt->has_spacing &&
+            csasn__lesion_diameters(mask, mh, mw, cw, ch, mt->spacing_mm[0], mt->spacing_mm[1], d)) {
+            res->lesion_mm[0] = (float)d[0];
+            res->lesion_mm[1] = (float)d[1];
+        }
+    }
+    free(own);
+}
+
 const char *csasn_classify_ex(csasn_model *m, const void *bytes, size_t len, const csasn_options *opt,
                               csasn_result *res)
 {
     if (!m || !res) return "csasn_classify: NULL argument";
-    csasn__image_req req = {opt && opt->frame > 0 ? opt->frame : 1, opt ? opt->roi : NULL, 1};
+    csasn__region_spec spec = region_spec(m);
+    csasn__image_req req = {opt && opt->frame > 0 ? opt->frame : 1, opt ? opt->roi : NULL, 1, &spec};
     csasn__image_meta *mt = &last_meta;
     const char *e = csasn__image_decode(bytes, len, &req, m->c.S, m->c.mean, m->c.std, m->s.input, mt);
     if (e) return e;
@@ -451,6 +544,10 @@ const char *csasn_classify_ex(csasn_model *m, const void *bytes, size_t len, con
     res->format = mt->format;
     res->frame = mt->frame;
     res->frames = mt->frames;
+    res->region_x = mt->region.x0;
+    res->region_y = mt->region.y0;
+    res->region_w = mt->region.x1 - mt->region.x0;
+    res->region_h = mt->region.y1 - mt->region.y0;
     res->roi = mt->roi;
     res->roi_source = mt->roi_source;
     res->has_spacing = mt->has_spacing;
@@ -460,21 +557,8 @@ const char *csasn_classify_ex(csasn_model *m, const void *bytes, size_t len, con
         res->lesion_px[i] = res->lesion_mm[i] = 0.0f;
     }
     res->has_lesion = 0;
-    if (res->mask && res->mask_w > 0 && res->mask_h > 0) {
-        /* The mask covers the region resized to S x S: a cell is w / mask_w by h / mask_h pixels. */
-        double cw = (double)mt->roi.w / res->mask_w, ch = (double)mt->roi.h / res->mask_h, d[2];
-        if (csasn__lesion_diameters(res->mask, res->mask_h, res->mask_w, cw, ch, 1.0, 1.0, d)) {
-            res->has_lesion = 1;
-            res->lesion_px[0] = (float)d[0];
-            res->lesion_px[1] = (float)d[1];
-            if (mt->has_spacing &&
-                csasn__lesion_diameters(res->mask, res->mask_h, res->mask_w, cw, ch, mt->spacing_mm[0],
-                                        mt->spacing_mm[1], d)) {
-                res->lesion_mm[0] = (float)d[0];
-                res->lesion_mm[1] = (float)d[1];
-            }
-        }
-    }
+    if (res->mask && res->mask_w > 0 && res->mask_h > 0)
+        lesion_size(m, mt, res);
     res->modality = mt->modality;
     res->manufacturer = mt->manufacturer;
     res->n_warnings = 0;
@@ -493,3 +577,8 @@ const char *csasn_warmup(int rounds)
 {
     return csasn__warmup(rounds) ? "out of memory warming up the kernels" : NULL;
 }
+
+const char *csasn_selftest(void) { return csasn__selftest(); }
+
+const char *csasn_kernels_name(void) { return csasn__simd_name(); }
+

@@ -59,7 +59,7 @@ const char *csasn_preview_frame(const void *bytes, size_t len, int frame, int si
     if (!gray)
         return "out of memory making the preview";
     int w = 0, h = 0;
-    csasn__image_req req = {frame > 0 ? frame : 1, NULL, 0};
+    csasn__image_req req = {frame > 0 ? frame : 1, NULL, 0, NULL};
     csasn__image_meta meta;
     const char *err = csasn__image_decode(bytes, len, &req, side, mean, std, gray, &meta);
     w = meta.image_w;

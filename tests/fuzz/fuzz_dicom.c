@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum { S = 24 };
     static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     static float out[3 * S * S];
-    csasn__image_req req = {frame, NULL, 1};
+    csasn__image_req req = {frame, NULL, 1, NULL};
     csasn__image_meta meta;
     const char *err = csasn__image_decode(size ? data : NULL, size, &req, S, mean, std, out, &meta);
     if (err) {
