@@ -20,11 +20,15 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 import testlib as L  # noqa: E402
 import dicomgen as G  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+import csasn_format  # noqa: E402
+import preprocess as P  # noqa: E402
 
 CLI = L.CLI
 MODEL = os.path.join(L.ROOT, "weights", "breast-busi.csasn")   # has a mask head
@@ -201,9 +205,11 @@ def main():
                   abs(r["roi_mm"][0] - sx * (x1 - x0 + 1)) < 1e-3 and abs(r["roi_mm"][1] - sy * (y1 - y0 + 1)) < 1e-3)
             L.check(f"{name}: the tissue region is the ROI, spacing {sx:.3g} x {sy:.3g} mm, roi_mm", ok,
                     f"roi {r['roi']} spacing {r['spacing_mm']} roi_mm {r['roi_mm']}")
+            # the mask covers the region the model read (its region geometry), not the ROI
             mask = np.asarray(r["mask"], np.float64)
-            want = diameters(mask, r["roi"][2] / mask.shape[1], r["roi"][3] / mask.shape[0])
-            want_mm = diameters(mask, r["roi"][2] / mask.shape[1] * sx, r["roi"][3] / mask.shape[0] * sy)
+            cw, ch = r["region"]["w"] / mask.shape[1], r["region"]["h"] / mask.shape[0]
+            want = diameters(mask, cw, ch)
+            want_mm = diameters(mask, cw * sx, ch * sy)
             if want is None:
                 L.check(f"{name}: no lesion in the mask, none reported", r["lesion_px"] is None, f"{r['lesion_px']}")
             else:
@@ -217,6 +223,46 @@ def main():
             L.check(f"{name}: no regions, no calibration: whole frame, mm null", ok, f"{r['roi_source']} {r['spacing_mm']}")
         L.check(f"{name}: modality and manufacturer", r["modality"] == "US" and r["manufacturer"] == "ACME Ultrasound",
                 f"{r['modality']} {r['manufacturer']}")
+
+    # The tissue region through a model's region geometry (square, letterbox): the region the
+    # model read is tools/preprocess.py's region_geometry of the tissue box, and the lesion
+    # diameters map the mask's cells through that region (letterbox: cells whose centre lies
+    # outside the grown box show fill and do not count).
+    meta, tensors, _ = csasn_format.read(MODEL)
+    calibrated = [c for c in lossless if c.get("regions") and c.get("row")][:2]
+    for mode, margin in (("square", 0.25), ("letterbox", 0.25)):
+        model = os.path.join(G.OUT, f"busi_{mode}.csasn")
+        csasn_format.write(model, dict(meta, **{"csasn.region_mode": mode, "csasn.region_margin": margin,
+                                                "csasn.region_fill": 0.0}), tensors, "f32")
+        m32 = float(np.float32(margin))
+        for c in calibrated:
+            name = f"{os.path.basename(c['path'])} ({mode} model)"
+            p = cli(["classify", "--model", model, "--frame", str(c["frame"]), "--mask", c["path"]])
+            r = json.loads(p.stdout.splitlines()[0])
+            if "error" in r:
+                L.check(f"{name}: classifies", False, r["error"])
+                continue
+            x0r, y0r, x1r, y1r, gx0, gy0, gx1, gy1 = P.region_geometry(r["roi"], r["image_w"], r["image_h"], mode, m32)
+            L.check(f"{name}: the tissue region goes through the region geometry",
+                    r["roi_source"] == "tissue" and r["roi"] == [x0, y0, x1 - x0 + 1, y1 - y0 + 1] and
+                    r["region"] == {"x": x0r, "y": y0r, "w": x1r - x0r, "h": y1r - y0r} and x1r - x0r == y1r - y0r,
+                    f"roi {r['roi']} region {r['region']}")
+            sx, sy = 10 * G.DELTA_CM[0], 10 * G.DELTA_CM[1]
+            mask = np.asarray(r["mask"], np.float64)
+            cw, ch = (x1r - x0r) / mask.shape[1], (y1r - y0r) / mask.shape[0]
+            if mode == "letterbox":
+                cx = x0r + (np.arange(mask.shape[1]) + 0.5) * cw
+                cy = y0r + (np.arange(mask.shape[0]) + 0.5) * ch
+                inside = ((cy >= gy0) & (cy < gy1))[:, None] & ((cx >= gx0) & (cx < gx1))[None, :]
+                mask = np.where(inside, mask, 0.0)
+            want, want_mm = diameters(mask, cw, ch), diameters(mask, cw * sx, ch * sy)
+            if want is None:
+                L.check(f"{name}: no lesion in the mask, none reported", r["lesion_px"] is None, f"{r['lesion_px']}")
+            else:
+                ok = (r["lesion_px"] is not None and np.allclose(r["lesion_px"], want, rtol=1e-4) and
+                      r["lesion_mm"] is not None and np.allclose(r["lesion_mm"], want_mm, rtol=1e-4))
+                L.check(f"{name}: lesion {want[0]:.1f} x {want[1]:.1f} px = {want_mm[0]:.2f} x {want_mm[1]:.2f} mm "
+                        f"from the mask over the region", ok, f"got {r['lesion_px']} px, {r['lesion_mm']} mm")
 
     # the calibration rules: a ROI outside the region, units that are not cm on both axes, PixelSpacing
     g = G.frames(1)[0]

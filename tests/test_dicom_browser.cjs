@@ -80,7 +80,7 @@ async function main() {
       return { info: q('dicom-info').textContent, infoHidden: q('dicom-info').hidden, size: q('size-mm').textContent,
         frameText: q('frame-text').textContent, sliderMax: q('frame-slider').max, sliderHidden: q('frame-slider').parentElement.hidden,
         probs: e.result.probs, frame: e.result.frame, roi: e.result.roi_mm, lesion: e.result.lesion_mm, warnings: q('warnings').hidden,
-        region: e.result.region, error: q('error').hidden ? null : q('error').textContent };
+        box: e.result.roi, source: e.result.roi_source, error: q('error').hidden ? null : q('error').textContent };
     }, host);
     const MODEL = path.join(WEIGHTS, 'breast-busi.csasn');
     const rows = cli(['classify', '--model', MODEL, '--frame', '1', file]);
@@ -89,8 +89,8 @@ async function main() {
     check(`shows modality, manufacturer, frame count and size only: "${s.info}"`,
       !s.infoHidden && s.info === 'US · ACME Ultrasound · 3 frames · 560 × 360 px', s.info);
     check('a keyboard-operable frame slider for the 3 frames', !s.sliderHidden && s.sliderMax === '3' && s.frameText === '1 of 3', JSON.stringify(s));
-    check('the tissue region is the initial region', s.region.source === 'tissue' &&
-      JSON.stringify([s.region.x, s.region.y, s.region.w, s.region.h]) === JSON.stringify(rows[0].roi), JSON.stringify(s.region));
+    check('the tissue region is the initial region', s.source === 'tissue' &&
+      JSON.stringify([s.box.x, s.box.y, s.box.w, s.box.h]) === JSON.stringify(rows[0].roi), JSON.stringify(s.box));
     const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
     const want = `Region ${fmt(rows[0].roi_mm[0])} × ${fmt(rows[0].roi_mm[1])} mm`;
     check(`the mm size is shown: "${s.size}"`, s.size.startsWith(want) && (rows[0].lesion_mm === null || s.size.includes(`lesion ${fmt(rows[0].lesion_mm[0])} × ${fmt(rows[0].lesion_mm[1])} mm`)), `${s.size} vs ${want} ${rows[0].lesion_mm}`);

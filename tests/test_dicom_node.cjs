@@ -46,8 +46,8 @@ async function main() {
     check(`${name}: probabilities as the CLI's (${dp.toExponential(1)})`, dp <= 1e-5, `${r.probs} vs ${row.probs}`);
     const facts = ['format', 'frame', 'frames', 'spacing_mm', 'roi_mm', 'warnings', 'modality', 'manufacturer'];
     const bad = facts.filter((k) => !same(r[k], row[k]));
-    const region = [r.region.x, r.region.y, r.region.w, r.region.h];
-    if (!same(region, row.roi) || r.region.source !== row.roi_source) bad.push(`region ${region} vs ${row.roi}`);
+    const region = [r.roi.x, r.roi.y, r.roi.w, r.roi.h];
+    if (!same(region, row.roi) || r.roi_source !== row.roi_source) bad.push(`region ${region} vs ${row.roi}`);
     // lesion sizes come from the mask, itself within float noise of the CLI's: 1e-3 relative
     const near = (a, b) => (a === null) === (b === null) && (a === null || a.every((v, i) => Math.abs(v - b[i]) <= 1e-3 * Math.max(1, Math.abs(b[i]))));
     if (!near(r.lesion_mm, row.lesion_mm) || !near(r.lesion_px, row.lesion_px)) bad.push(`lesion ${r.lesion_mm} vs ${row.lesion_mm}`);
