@@ -62,7 +62,7 @@ WASM_CFLAGS := -msimd128 -DNDEBUG -std=c11 -Wall -Wextra -Wno-unused-parameter \
 # 205 KB, kernels + model -O3 157 KB, this mix 144 KB at the same speed (the model at -Os: no
 # change in the b0-ti latency; model_forward.c alone at -O3: +8 KB, thyroid-ddti latency the
 # same within noise), all -Os 110 KB but ~1.6x slower.
-WASM_OS    := image format error model_load model_forward model_debug report
+WASM_OS    := image format error model_load model_forward model_debug report dicom rle measure
 WASM_OPT   = $(if $(filter $(WASM_OS),$*),-Os,-O3)
 WASM_LDFLAGS := -O3 -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createCsasnModule \
                 -sENVIRONMENT=web,worker -sALLOW_MEMORY_GROWTH -sFILESYSTEM=0 \

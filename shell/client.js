@@ -160,12 +160,12 @@ class CsasnClient {
   /** Image bytes (null: the current image) -> the result of csasn.js's classify, plus
    *  engineMemoryBytes. options: roi {x,y,w,h} in image pixels or null, preview: true to add
    *  result.preview (the engine's own picture of the image, see csasn.js). */
-  async classify(image, { roi = null, preview = false } = {}) {
+  async classify(image, { roi = null, preview = false, frame = 1 } = {}) {
     this._alive();
     if (image !== null && image !== undefined) this._image = toU8(image, 'image');
     if (!this._image) throw new CsasnError(ERR.STATE, 'no image is open');
     const port = this._ready();
-    const msg = { type: MSG.CLASSIFY, roi: roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null, preview: !!preview };
+    const msg = { type: MSG.CLASSIFY, roi: roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null, preview: !!preview, frame };
     const transfer = [];
     if (port.image !== this._image) {
       msg.image = transferable(this._image);

@@ -40,8 +40,13 @@ const R = {
   attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
   // region geometry and descriptor heads
   regionX: 14, regionY: 15, regionW: 16, regionH: 17, nDescriptors: 18, descriptors: 19,
+  // the input: format, frame, the box classified, sizes in mm, warnings (DICOM)
+  format: 20, frame: 21, frames: 22, roiX: 23, roiY: 24, roiW: 25, roiH: 26, roiSource: 27,
+  hasSpacing: 28, spacingX: 29, spacingY: 30, roiMmW: 31, roiMmH: 32, hasLesion: 33,
+  lesionPxLong: 34, lesionPxShort: 35, lesionMmLong: 36, lesionMmShort: 37, modality: 38,
+  manufacturer: 39, nWarnings: 40, warning0: 41, warning1: 42, warning2: 43, warning3: 44,
 };
-const RESULT_BYTES = 20 * 4;
+const RESULT_BYTES = 45 * 4;
 // Word offsets of csasn_descriptor (src/csasn.h), the entries result.descriptors points at.
 const D = { name: 0, nLabels: 1, labels: 2, probs: 3, top: 4 };
 const DESCRIPTOR_BYTES = 5 * 4;
@@ -364,10 +369,39 @@ class Classifier {
       descriptors,
       ms,
       model: this._info.name,
+      ...this._readInput(w, roi),
     };
   }
 
-  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM) -> result. roi in pixels of the upright image
+  // The input block of the result: the engine's floats rounded to 6 significant digits, which
+  // is what the CLI prints ("%.6g" of the same float), so both show the same numbers.
+  _readInput(w, roi) {
+    const m = this._m, I = m.HEAP32, F = m.HEAPF32;
+    const r6 = (v) => +v.toPrecision(6);
+    const pair = (has, a, b) => (has ? [r6(F[w + a]), r6(F[w + b])] : null);
+    const str = (p) => (p ? this._str(p) : '');
+    const hasSpacing = !!I[w + R.hasSpacing], hasLesion = !!I[w + R.hasLesion];
+    const warnings = [];
+    for (let i = 0; i < Math.min(4, I[w + R.nWarnings]); i++) warnings.push(str(I[w + R.warning0 + i]));
+    return {
+      format: str(I[w + R.format]),
+      frame: I[w + R.frame],
+      frames: I[w + R.frames],
+      // roi: the box classified (the caller's clipped, a DICOM tissue region, or the whole
+      // image); result.region is what the model read around it (its region geometry).
+      roi: I[w + R.roiW] > 0 ? { x: I[w + R.roiX], y: I[w + R.roiY], w: I[w + R.roiW], h: I[w + R.roiH] } : roi,
+      roi_source: ['whole', 'user', 'tissue'][I[w + R.roiSource]] || 'whole',
+      spacing_mm: pair(hasSpacing, R.spacingX, R.spacingY),
+      roi_mm: pair(hasSpacing, R.roiMmW, R.roiMmH),
+      lesion_px: pair(hasLesion, R.lesionPxLong, R.lesionPxShort),
+      lesion_mm: pair(hasLesion && hasSpacing, R.lesionMmLong, R.lesionMmShort),
+      warnings,
+      modality: str(I[w + R.modality]) || null,
+      manufacturer: str(I[w + R.manufacturer]) || null,
+    };
+  }
+
+  /** Image bytes (PNG, JPEG, BMP, GIF, PGM/PPM, DICOM) -> result. roi in pixels of the upright image
    *  (the EXIF orientation applied, as browsers show it); result.image is its size.
    *  options.preview: true adds result.preview = { w, h, data: Uint8Array[h*w] }, the engine's
    *  own gray picture of the whole image (csasn_preview, src/csasn.h): w = h, each axis
@@ -380,6 +414,11 @@ class Classifier {
     this._alive();
     const img = toU8(imageBytes, 'image');
     const roi = options.roi || null;
+    // DICOM cine: the frame, counting from 1 as DICOM does
+    const frame = options.frame === undefined || options.frame === null ? 1 : options.frame;
+    if (!Number.isInteger(frame) || frame < 1 || frame > INT32_MAX) {
+      throw new CsasnError(ERR.STATE, `frame must be an integer from 1 (DICOM frames count from 1; got ${frame})`);
+    }
     if (roi) {
       // The engine takes int32: anything else would wrap on the way in (2^32 + 10 -> 10).
       for (const k of ['x', 'y', 'w', 'h']) {
@@ -398,28 +437,28 @@ class Classifier {
     let p, ms;
     try {
       const t0 = now();
-      p = roi ? m._csasn_wasm_classify(this._h, buf, img.length, 1, roi.x, roi.y, roi.w, roi.h)
-              : m._csasn_wasm_classify(this._h, buf, img.length, 0, 0, 0, 0, 0);
+      p = roi ? m._csasn_wasm_classify_ex(this._h, buf, img.length, 1, roi.x, roi.y, roi.w, roi.h, frame)
+              : m._csasn_wasm_classify_ex(this._h, buf, img.length, 0, 0, 0, 0, 0, frame);
       ms = now() - t0;
     } finally {
       m._csasn_wasm_free(buf);
     }
     if (!p) throw new CsasnError(ERR.IMAGE, this._lastError() || 'classification failed');
     const r = this._readResult(p, ms, roi ? { x: roi.x, y: roi.y, w: roi.w, h: roi.h } : null);
-    if (options.preview) r.preview = this._preview(img, r.image.w, r.image.h);
+    if (options.preview) r.preview = this._preview(img, r.image.w, r.image.h, frame);
     return r;
   }
 
   // The engine's preview of bytes it has just decoded (w x h image): the decode runs again,
   // through the same code, so the picture is exactly the classified one.
-  _preview(img, w, h) {
+  _preview(img, w, h, frame = 1) {
     const m = this._m;
     const side = m._csasn_wasm_preview_side(w, h);
     const buf = this._copyIn(img);
     const out = m._csasn_wasm_alloc(side * side);
     try {
       if (!out) throw new CsasnError(ERR.INTERNAL, `out of memory for a ${side}x${side} preview`);
-      if (m._csasn_wasm_preview(buf, img.length, side, out) !== 0) throw new CsasnError(ERR.IMAGE, this._lastError() || 'preview failed');
+      if (m._csasn_wasm_preview_frame(buf, img.length, frame, side, out) !== 0) throw new CsasnError(ERR.IMAGE, this._lastError() || 'preview failed');
       return { w: side, h: side, data: m.HEAPU8.slice(out, out + side * side) };
     } finally {
       m._csasn_wasm_free(buf);

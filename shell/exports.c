@@ -50,12 +50,40 @@ typedef struct {
     int32_t region_h;         /* 17 */
     int32_t n_descriptors;    /* 18 */
     const csasn_descriptor *descriptors;   /* 19 [n_descriptors], the model's own (5 words each, below) */
+    /* ---- the input: format, frame, ROI, sizes in mm, warnings (csasn_result's block) ---- */
+    const char *format;       /* 20 */
+    int32_t frame;            /* 21 */
+    int32_t frames;           /* 22 */
+    int32_t roi_x;            /* 23  the box classified (roi) */
+    int32_t roi_y;            /* 24 */
+    int32_t roi_w;            /* 25 */
+    int32_t roi_h;            /* 26 */
+    int32_t roi_source;       /* 27  CSASN_ROI_* */
+    int32_t has_spacing;      /* 28 */
+    float spacing_x;          /* 29  mm per pixel */
+    float spacing_y;          /* 30 */
+    float roi_mm_w;           /* 31 */
+    float roi_mm_h;           /* 32 */
+    int32_t has_lesion;       /* 33 */
+    float lesion_px_long;     /* 34 */
+    float lesion_px_short;    /* 35 */
+    float lesion_mm_long;     /* 36 */
+    float lesion_mm_short;    /* 37 */
+    const char *modality;     /* 38 */
+    const char *manufacturer; /* 39 */
+    int32_t n_warnings;       /* 40 */
+    const char *warning0;     /* 41 */
+    const char *warning1;     /* 42 */
+    const char *warning2;     /* 43 */
+    const char *warning3;     /* 44 */
 } csasn_wasm_result;
 
 #if defined(__wasm32__)
-_Static_assert(sizeof(csasn_wasm_result) == 20 * 4, "csasn.js reads 20 words");
+_Static_assert(sizeof(csasn_wasm_result) == 45 * 4, "csasn.js reads 45 words");
 _Static_assert(offsetof(csasn_wasm_result, image_h) == 13 * 4, "layout drifted from csasn.js");
 _Static_assert(offsetof(csasn_wasm_result, descriptors) == 19 * 4, "layout drifted from csasn.js");
+_Static_assert(offsetof(csasn_wasm_result, format) == 20 * 4, "layout drifted from csasn.js");
+_Static_assert(offsetof(csasn_wasm_result, warning3) == 44 * 4, "layout drifted from csasn.js");
 /* csasn_descriptor (csasn.h) is read in place: name, n_labels, labels, probs, top. */
 _Static_assert(sizeof(csasn_descriptor) == 5 * 4, "csasn.js reads csasn_descriptor as 5 words");
 _Static_assert(offsetof(csasn_descriptor, top) == 4 * 4, "csasn_descriptor drifted from csasn.js");
@@ -104,6 +132,32 @@ static void fill_result(const csasn_result *r)
     g_result.region_h = r->region_h;
     g_result.n_descriptors = r->n_descriptors;
     g_result.descriptors = r->n_descriptors ? r->descriptors : NULL;
+    /* the input block */
+    g_result.format = r->format;
+    g_result.frame = r->frame;
+    g_result.frames = r->frames;
+    g_result.roi_x = r->roi.x;
+    g_result.roi_y = r->roi.y;
+    g_result.roi_w = r->roi.w;
+    g_result.roi_h = r->roi.h;
+    g_result.roi_source = r->roi_source;
+    g_result.has_spacing = r->has_spacing;
+    g_result.spacing_x = r->spacing_mm[0];
+    g_result.spacing_y = r->spacing_mm[1];
+    g_result.roi_mm_w = r->roi_mm[0];
+    g_result.roi_mm_h = r->roi_mm[1];
+    g_result.has_lesion = r->has_lesion;
+    g_result.lesion_px_long = r->lesion_px[0];
+    g_result.lesion_px_short = r->lesion_px[1];
+    g_result.lesion_mm_long = r->lesion_mm[0];
+    g_result.lesion_mm_short = r->lesion_mm[1];
+    g_result.modality = r->modality;
+    g_result.manufacturer = r->manufacturer;
+    g_result.n_warnings = r->n_warnings;
+    g_result.warning0 = r->warnings[0];
+    g_result.warning1 = r->warnings[1];
+    g_result.warning2 = r->warnings[2];
+    g_result.warning3 = r->warnings[3];
 }
 
 /* The message of the last failed call ("" when the last call succeeded). */
@@ -183,6 +237,22 @@ CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_classify(csasn_model *m, c
     csasn_result r;
     memset(&r, 0, sizeof r);
     const char *err = csasn_classify(m, bytes, len, has_roi ? &roi : NULL, &r);
+    set_error(err);
+    if (err) return NULL;
+    fill_result(&r);
+    return &g_result;
+}
+
+/* csasn_wasm_classify with the frame of a multi-frame (DICOM) file, from 1. */
+CSASN_WASM_EXPORT const csasn_wasm_result *csasn_wasm_classify_ex(csasn_model *m, const void *bytes,
+                                                                  uint32_t len, int has_roi, int x, int y,
+                                                                  int w, int h, int frame)
+{
+    csasn_roi roi = {x, y, w, h};
+    csasn_options o = {frame, has_roi ? &roi : NULL};
+    csasn_result r;
+    memset(&r, 0, sizeof r);
+    const char *err = csasn_classify_ex(m, bytes, len, &o, &r);
     set_error(err);
     if (err) return NULL;
     fill_result(&r);
@@ -277,6 +347,32 @@ CSASN_WASM_EXPORT int csasn_wasm_result_layout(int32_t *out, int n)
         (int32_t)offsetof(csasn_wasm_result, region_h),
         (int32_t)offsetof(csasn_wasm_result, n_descriptors),
         (int32_t)offsetof(csasn_wasm_result, descriptors),
+        /* the input block */
+        (int32_t)offsetof(csasn_wasm_result, format),
+        (int32_t)offsetof(csasn_wasm_result, frame),
+        (int32_t)offsetof(csasn_wasm_result, frames),
+        (int32_t)offsetof(csasn_wasm_result, roi_x),
+        (int32_t)offsetof(csasn_wasm_result, roi_y),
+        (int32_t)offsetof(csasn_wasm_result, roi_w),
+        (int32_t)offsetof(csasn_wasm_result, roi_h),
+        (int32_t)offsetof(csasn_wasm_result, roi_source),
+        (int32_t)offsetof(csasn_wasm_result, has_spacing),
+        (int32_t)offsetof(csasn_wasm_result, spacing_x),
+        (int32_t)offsetof(csasn_wasm_result, spacing_y),
+        (int32_t)offsetof(csasn_wasm_result, roi_mm_w),
+        (int32_t)offsetof(csasn_wasm_result, roi_mm_h),
+        (int32_t)offsetof(csasn_wasm_result, has_lesion),
+        (int32_t)offsetof(csasn_wasm_result, lesion_px_long),
+        (int32_t)offsetof(csasn_wasm_result, lesion_px_short),
+        (int32_t)offsetof(csasn_wasm_result, lesion_mm_long),
+        (int32_t)offsetof(csasn_wasm_result, lesion_mm_short),
+        (int32_t)offsetof(csasn_wasm_result, modality),
+        (int32_t)offsetof(csasn_wasm_result, manufacturer),
+        (int32_t)offsetof(csasn_wasm_result, n_warnings),
+        (int32_t)offsetof(csasn_wasm_result, warning0),
+        (int32_t)offsetof(csasn_wasm_result, warning1),
+        (int32_t)offsetof(csasn_wasm_result, warning2),
+        (int32_t)offsetof(csasn_wasm_result, warning3),
         (int32_t)sizeof(csasn_wasm_result),
     };
     int total = (int)(sizeof v / sizeof v[0]);
@@ -325,6 +421,14 @@ CSASN_WASM_EXPORT int csasn_wasm_region(const csasn_model *m, int image_w, int i
 CSASN_WASM_EXPORT int csasn_wasm_preview(const void *bytes, uint32_t len, int side, uint8_t *out)
 {
     const char *err = csasn_preview(bytes, len, side, out, NULL, NULL);
+    set_error(err);
+    return err ? -1 : 0;
+}
+
+/* csasn_wasm_preview of one frame (from 1) of a multi-frame (DICOM) file. */
+CSASN_WASM_EXPORT int csasn_wasm_preview_frame(const void *bytes, uint32_t len, int frame, int side, uint8_t *out)
+{
+    const char *err = csasn_preview_frame(bytes, len, frame, side, out, NULL, NULL);
     set_error(err);
     return err ? -1 : 0;
 }

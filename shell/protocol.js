@@ -14,7 +14,7 @@
 //   LOAD      { bytes, sha256 } bytes: ArrayBuffer of the model file (transferred; the client
 //                               downloaded it), sha256: its expected hex digest, checked here
 //                               before the engine sees it
-//   CLASSIFY  { image?, roi, preview }
+//   CLASSIFY  { image?, roi, preview, frame }   (frame: of a multi-frame DICOM file, from 1)
 //                               image: ArrayBuffer of the file (transferred; kept as the current
 //                               image; absent: run on the current one), roi: {x,y,w,h} in image
 //                               pixels or null, preview: true to add result.preview

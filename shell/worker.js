@@ -188,7 +188,7 @@ function classify(msg) {
   if (!clf) throw new CsasnError(ERR.STATE, 'no model is loaded yet');
   if (!image) throw new CsasnError(ERR.STATE, 'no image is open');
   try {
-    const r = clf.classifySync(image, { roi: msg.roi || null, preview: !!msg.preview });
+    const r = clf.classifySync(image, { roi: msg.roi || null, preview: !!msg.preview, frame: msg.frame || 1 });
     return { ...r, engineMemoryBytes: clf.memoryBytes() };
   } catch (e) {
     if (msg.image) image = null; // a file that fails is not kept as the current image

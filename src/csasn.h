@@ -78,7 +78,33 @@ typedef struct {
     int region_w, region_h;    /*   0 otherwise): square/letterbox: may extend past the image */
     int n_descriptors;         /* descriptor heads of the model (0..CSASN_MAX_DESCRIPTOR_HEADS) */
     const csasn_descriptor *descriptors;   /* [n_descriptors], NULL when none */
+
+    /* ---- the input: format, frame, ROI, sizes in mm, warnings ----
+     * Filled by csasn_classify and csasn_classify_ex (csasn_forward leaves
+     * them 0 / NULL). The strings are the engine's: valid until the next
+     * classification on the same thread. No field ever holds anything that
+     * identifies a patient (such DICOM tags are not even read). */
+    const char *format;        /* "png", "jpeg", "bmp", "gif", "pnm" or "dicom" */
+    int frame, frames;         /* the frame classified (from 1) and how many the file has (1 but DICOM cine) */
+    csasn_roi roi;             /* the box classified: the caller's ROI clipped to the image, a DICOM
+                                  file's largest tissue region, or the whole image (region_* is
+                                  what the model read around it by its region geometry) */
+    int roi_source;            /* CSASN_ROI_WHOLE, CSASN_ROI_USER, CSASN_ROI_TISSUE */
+    int has_spacing;           /* 1: spacing_mm and roi_mm hold the calibration of that box */
+    float spacing_mm[2];       /* mm per pixel along x and y */
+    float roi_mm[2];           /* roi.w, roi.h in mm */
+    int has_lesion;            /* a mask head found a lesion (probability > 0.5) */
+    float lesion_px[2];        /* its longest diameter and the one perpendicular to it, image pixels
+                                  (the mask covers region_*, not roi) */
+    float lesion_mm[2];        /*   the same in mm (when has_spacing) */
+    const char *modality;      /* DICOM Modality (0008,0060), "" when absent or not DICOM */
+    const char *manufacturer;  /* DICOM Manufacturer (0008,0070), "" when absent */
+    int n_warnings;
+    const char *warnings[4];   /* why the result may not hold (colour Doppler, elastography) */
 } csasn_result;
+#define CSASN_ROI_WHOLE  0
+#define CSASN_ROI_USER   1
+#define CSASN_ROI_TISSUE 2
 /* The pointers in a csasn_result point into the model's own buffers: they are
  * valid until the next forward pass or csasn_model_free(). */
 
@@ -106,7 +132,7 @@ int csasn_input_size(const csasn_model *m);                /* S: input is 3 x S 
  * or "mixed") and "file_bytes" (what `csasn info` prints). */
 const char *csasn_model_info_json(const csasn_model *m);
 
-/* Image bytes (PNG, JPEG, BMP, GIF, binary PGM/PPM, 8 or 16 bit) -> normalised
+/* Image bytes (PNG, JPEG, BMP, GIF, binary PGM/PPM, 8 or 16 bit; DICOM, below) -> normalised
  * input tensor out[3][S][S] (planar, channel-first, as PyTorch). The image is
  * first turned upright by its EXIF orientation (JPEG, PNG eXIf), as browsers
  * show it; roi (NULL: the whole image) and *image_w, *image_h are in upright
@@ -140,9 +166,42 @@ int csasn_preview_side(int image_w, int image_h);
 /* Forward pass on a preprocessed input[3][S][S]. */
 const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res);
 
-/* csasn_preprocess into the model's own input buffer, then csasn_forward. */
+/* csasn_preprocess into the model's own input buffer, then csasn_forward; the
+ * result's input block (format, frame, region, mm, warnings) is filled too.
+ * For csasn_preprocess and csasn_classify alike, roi NULL means a DICOM file's
+ * largest tissue region (see below) when it has one, else the whole image. */
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len,
                            const csasn_roi *roi, csasn_result *res);
+
+/* ---- DICOM input: frames, the tissue region, pixels as decoded ----
+ * csasn_classify takes DICOM Part 10 files too (recognised by the "DICM" after
+ * the 128-byte preamble; a bare dataset without them is not read as DICOM):
+ * Explicit / Implicit VR Little Endian, Deflated Explicit VR Little Endian,
+ * RLE Lossless, JPEG Baseline / Extended 8-bit; native 8/16-bit (BitsStored
+ * honoured, scaled to its full range), MONOCHROME1/2, RGB (planar or not),
+ * YBR_FULL, YBR_FULL_422, PALETTE COLOR. Other transfer syntaxes are refused
+ * by name and UID. Without a ROI, a DICOM file's largest 2D tissue region of
+ * its Sequence of Ultrasound Regions is classified instead of the whole
+ * frame. Only the selected frame is decoded. */
+typedef struct {
+    int frame;                 /* frame to classify, counting from 1 as DICOM does; 0 means 1 */
+    const csasn_roi *roi;      /* NULL: the DICOM tissue region, else the whole image */
+} csasn_options;
+
+/* csasn_classify with options (opt may be NULL: frame 1, no ROI). */
+const char *csasn_classify_ex(csasn_model *m, const void *bytes, size_t len, const csasn_options *opt,
+                              csasn_result *res);
+
+/* csasn_preview of one frame (1-based; 0 means 1) of the whole image. */
+const char *csasn_preview_frame(const void *bytes, size_t len, int frame, int side, uint8_t *out,
+                                int *image_w, int *image_h);
+
+/* A DICOM frame as decoded, before any gray conversion or resize (for
+ * comparing with other DICOM readers): *pixels (release with free()) holds
+ * h rows of w pixels of channels (1 gray, 3 R G B) samples of bits (8 or
+ * 16, host order) each; MONOCHROME1 inverted, YBR and palette as RGB. */
+const char *csasn_dicom_frame(const void *bytes, size_t len, int frame, uint8_t **pixels, int *w, int *h,
+                              int *channels, int *bits);
 
 /* Intermediate activations of the last forward pass, for parity tests and
  * debugging. Names: "input" [3,S,S], "cnn.tap8", "cnn.tap16", "cnn.head",

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "exif.h"
 #include "jpeg.h"
+#include "dicom.h"
 
 #include <limits.h>
 #include <math.h>
@@ -165,6 +166,8 @@ typedef struct {
 
 static const char *format_name(const uint8_t *p, size_t n)
 {
+    /* DICOM Part 10 first: its 128-byte preamble may hold anything. */
+    if (n >= 132 && !memcmp(p + 128, "DICM", 4)) return "DICOM";
     if (n >= 8 && !memcmp(p, "\x89PNG\r\n\x1a\n", 8)) return "PNG";
     if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return "JPEG";
     if (n >= 4 && !memcmp(p, "GIF8", 4)) return "GIF";
@@ -716,6 +719,170 @@ static const char *check_gif(const uint8_t *p, size_t n, image_header *hd)
     return NULL;
 }
 
+/* ---------------------------------------------------------------- DICOM
+ *
+ * src/dicom.c reads the file; here its deflated dataset is inflated (stb's
+ * zlib, under the decode budget) and a JPEG frame goes through the JPEG path
+ * of this file, so that a DICOM JPEG frame decodes exactly as that JPEG
+ * file would. Native and RLE frames are decoded by dicom.c into a raster
+ * read in place. Only the selected frame is ever decoded. */
+typedef struct {
+    int open;
+    csasn__dicom d;
+    uint8_t *inflated;        /* from stb's zlib: allocated through the budget hooks */
+    uint8_t *joined;          /* a JPEG frame's fragments, joined */
+    uint8_t *pix;             /* a native or RLE frame, decoded */
+    const uint8_t *jpeg;      /* a JPEG frame's bytes */
+    size_t jpeg_n;
+    int frame, nc, is16;
+    float white;
+    uint64_t mem;             /* bytes held besides the file */
+} dicom_src;
+
+static void dicom_free(dicom_src *s)
+{
+    /* The inflated dataset was counted by the budget of its own decode only. */
+    if (s->inflated)
+        free(s->inflated - MEM_HDR);
+    free(s->joined);
+    free(s->pix);
+    memset(s, 0, sizeof *s);
+}
+
+static const char *dicom_open(const uint8_t *p, size_t n, int frame, dicom_src *s)
+{
+    csasn__dicom *d = &s->d;
+    const char *err = csasn__dicom_meta(p, n, d);
+    if (err)
+        return err;
+    s->open = 1;
+    const uint8_t *ds = p + d->dataset_off;
+    size_t dn = n - d->dataset_off;
+    if (d->deflated) {
+        /* The inflated dataset may be as large as a file may be, no larger. */
+        budget.cap_total = CSASN_MAX_DECODE_BYTES;
+        budget.cap_block = CSASN_MAX_IMAGE_BYTES;
+        budget.live = budget.peak = 0;
+        budget.denied = 0;
+        /* stb's inflate reads a few bytes past the end of the last code
+         * (a PNG's checksum is there; a DICOM stream has nothing after it):
+         * inflated from a copy with 8 zero bytes appended. */
+        uint8_t *pad = malloc(dn + 8);
+        if (!pad)
+            return "out of memory inflating the DICOM dataset";
+        memcpy(pad, ds, dn);
+        memset(pad + dn, 0, 8);
+        int zn = 0;
+        char *z = stbi_zlib_decode_noheader_malloc((const char *)pad, (int)dn + 8, &zn);
+        free(pad);
+        uint64_t peak = budget.peak + dn + 8;
+        int denied = budget.denied;
+        budget.cap_total = budget.cap_block = SIZE_MAX;
+        if (!z) {
+            if (denied)
+                return csasn__errf("corrupt DICOM: the deflated dataset inflates past %u MiB",
+                                   (unsigned)(CSASN_MAX_IMAGE_BYTES >> 20));
+            return csasn__errf("corrupt DICOM: the deflated dataset does not inflate (%s)", stbi_failure_reason());
+        }
+        s->inflated = (uint8_t *)z;
+        s->mem = peak;
+        ds = s->inflated;
+        dn = (size_t)zn;
+    }
+    if ((err = csasn__dicom_parse(ds, dn, d)) != NULL)
+        return err;
+    if (frame < 1 || frame > d->frames)
+        return csasn__errf("frame %d does not exist: the file has %d frame%s (frames count from 1)", frame, d->frames,
+                           d->frames > 1 ? "s" : "");
+    s->frame = frame;
+    if (d->codec == CSASN__DCM_JPEG) {
+        if ((err = csasn__dicom_frame_bytes(d, frame, &s->jpeg, &s->jpeg_n, &s->joined)) != NULL)
+            return err;
+        if (s->joined)
+            s->mem += s->jpeg_n;
+        return NULL;
+    }
+    uint64_t px = (uint64_t)d->rows * (uint64_t)d->cols;
+    uint64_t need = s->mem + csasn__dicom_out_bytes(d) +
+                    (d->codec == CSASN__DCM_RLE ? px * (uint64_t)d->spp * (uint64_t)(d->bits_alloc / 8) : 0);
+    if (need > CSASN_MAX_DECODE_BYTES)
+        return csasn__errf("DICOM %dx%d (%s, %d-bit) needs about %llu MiB of memory to decode: over the %u MiB limit",
+                           d->cols, d->rows, d->photometric, d->bits_alloc, (unsigned long long)((need + (1u << 20) - 1) >> 20),
+                           (unsigned)(CSASN_MAX_DECODE_BYTES >> 20));
+    if ((err = csasn__dicom_decode(d, frame, &s->pix, &s->nc, &s->is16, &s->white)) != NULL)
+        return err;
+    s->mem += csasn__dicom_out_bytes(d);
+    return NULL;
+}
+
+/* The decoded native/RLE frame as the raster the rest of this file reads. */
+static const char *dicom_header(const dicom_src *s, image_header *hd)
+{
+    const csasn__dicom *d = &s->d;
+    hd->w = d->cols;
+    hd->h = d->rows;
+    hd->own = 1;
+    hd->ras.row0 = s->pix;
+    hd->ras.stride = (ptrdiff_t)((size_t)d->cols * (size_t)s->nc * (s->is16 ? 2 : 1));
+    hd->ras.kind = s->is16 ? PX_U16 : PX_U8;
+    hd->ras.nc = s->nc;
+    hd->ras.scale = s->white;
+    hd->mem = s->mem;
+    snprintf(hd->what, sizeof hd->what, "%s, %d-bit", d->photometric, d->bits_stored);
+    return NULL;
+}
+
+/* A JPEG frame must be the image the DICOM attributes describe; DICOM does
+ * not turn frames by an EXIF orientation. */
+static const char *dicom_jpeg_fits(const dicom_src *s, image_header *hd)
+{
+    const csasn__dicom *d = &s->d;
+    if (hd->w != d->cols || hd->h != d->rows)
+        return csasn__errf("corrupt DICOM: JPEG frame %d is %lldx%lld, the file says %dx%d", s->frame, (long long)hd->w,
+                           (long long)hd->h, d->cols, d->rows);
+    hd->orientation = 1;
+    hd->mem += s->mem;
+    return NULL;
+}
+
+/* Share of the crop's pixels that are strongly coloured (max - min channel
+ * at least a quarter of full scale): colour Doppler, elastography. Gray
+ * ultrasound stored as colour (JPEG chroma noise) stays far below that. */
+static double colour_share(const raster *r, const int64_t m[6], int x0, int y0, int cw, int ch)
+{
+    if (r->kind <= PX_U16BE && r->nc < 3)
+        return 0.0;
+    uint64_t hits = 0;
+    const float thr = 0.25f * r->scale;
+    for (int y = 0; y < ch; y++) {
+        int64_t sx = m[0] + m[1] * x0 + m[2] * (y0 + y), sy = m[3] + m[4] * x0 + m[5] * (y0 + y);
+        for (int i = 0; i < cw; i++, sx += m[1], sy += m[4]) {
+            const uint8_t *row = r->row0 + (ptrdiff_t)sy * r->stride;
+            float c[3];
+            if (r->kind == PX_U8) {
+                const uint8_t *q = row + (size_t)sx * (size_t)r->nc;
+                c[0] = q[0], c[1] = q[1], c[2] = q[2];
+            } else if (r->kind == PX_U16) {
+                const uint16_t *q = (const uint16_t *)(const void *)row + (size_t)sx * (size_t)r->nc;
+                c[0] = q[0], c[1] = q[1], c[2] = q[2];
+            } else if (r->kind == PX_U16BE) {
+                const uint8_t *q = row + (size_t)sx * 6;
+                c[0] = (float)(q[0] << 8 | q[1]), c[1] = (float)(q[2] << 8 | q[3]), c[2] = (float)(q[4] << 8 | q[5]);
+            } else {
+                unsigned k = r->kind == PX_PAL8 ? row[sx] : r->kind == PX_PAL4 ? (row[sx >> 1] >> (sx & 1 ? 0 : 4)) & 15
+                                                                               : (row[sx >> 3] >> (7 - (sx & 7))) & 1;
+                const uint8_t *e = r->pal + (size_t)k * (size_t)r->pal_step;
+                c[0] = e[2], c[1] = e[1], c[2] = e[0];
+            }
+            float hi = c[0] > c[1] ? c[0] : c[1], lo = c[0] < c[1] ? c[0] : c[1];
+            hi = hi > c[2] ? hi : c[2];
+            lo = lo < c[2] ? lo : c[2];
+            hits += hi - lo >= thr;
+        }
+    }
+    return (double)hits / ((double)cw * (double)ch);
+}
+
 /* ------------------------------------------------------------ gray rows */
 
 /* Stored (sx, sy) of the upright pixel (ux, uy), EXIF orientation o of a
@@ -924,12 +1091,13 @@ static void *stb_decode(const uint8_t *p, size_t len, const image_header *hd, ra
     return pix;
 }
 
-const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
-                                  int S, const float mean[3], const float std[3],
-                                  float *out, int *iw, int *ih,
-                                  const csasn__region_spec *spec, csasn__region *region)
+static const char *decode_image(const void *bytes, size_t len, const csasn__image_req *req, int S,
+                                const float mean[3], const float std[3], float *out, csasn__image_meta *meta,
+                                dicom_src *dcm)
 {
     const uint8_t *p = bytes;
+    const csasn_roi *roi = req->roi;
+    int *iw = &meta->image_w, *ih = &meta->image_h;
     memset(&last_stats, 0, sizeof last_stats);
     if (S <= 0 || S > 16384)
         return csasn__errf("bad input size %d", S);
@@ -942,17 +1110,33 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
         return csasn__errf("image is %zu bytes: over the %u MiB limit", len, (unsigned)(CSASN_MAX_IMAGE_BYTES >> 20));
     const char *fmt = format_name(p, len);
     if (!fmt)
-        return "not an image: unrecognised format (supported: PNG, JPEG, BMP, GIF, binary PGM/PPM)";
+        return "not an image: unrecognised format (supported: PNG, JPEG, BMP, GIF, binary PGM/PPM, DICOM)";
+    const char *err;
+    /* DICOM: a native or RLE frame is decoded now; a JPEG frame takes the JPEG path. */
+    if (!strcmp(fmt, "DICOM")) {
+        if ((err = dicom_open(p, len, req->frame > 0 ? req->frame : 1, dcm)) != NULL)
+            return err;
+        if (dcm->jpeg) {
+            p = dcm->jpeg;
+            len = dcm->jpeg_n;
+            fmt = "JPEG";
+        }
+    }
+    /* Only DICOM has frames: another frame of a still image does not exist. */
+    if (!dcm->open && req->frame > 1)
+        return csasn__errf("frame %d does not exist: a %s image has 1 frame (frames count from 1)", req->frame, fmt);
     image_header hd;
     memset(&hd, 0, sizeof hd);
     hd.fmt = fmt;
     hd.orientation = 1;
-    const char *err;
-    if (!strcmp(fmt, "PNG")) err = check_png(p, len, &hd);
+    if (dcm->pix) err = dicom_header(dcm, &hd);
+    else if (!strcmp(fmt, "PNG")) err = check_png(p, len, &hd);
     else if (!strcmp(fmt, "JPEG")) err = check_jpeg(p, len, &hd);
     else if (!strcmp(fmt, "BMP")) err = check_bmp(p, len, &hd);
     else if (!strcmp(fmt, "PNM")) err = check_pnm(p, len, &hd);
     else err = check_gif(p, len, &hd);
+    if (!err && dcm->jpeg)
+        err = dicom_jpeg_fits(dcm, &hd);
     if (err)
         return err;
     /* stbi_info probes the formats in turn and allocates a JPEG and a GIF
@@ -965,14 +1149,36 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
      * upright image and is checked before decoding: a bad ROI costs nothing. */
     int turned = hd.orientation >= 5;
     int uw = turned ? h : w, uh = turned ? w : h;
+    /* No ROI: a DICOM file's largest tissue region, so that the vendor's
+     * menus, scales and text stay out of the model. It then goes through the
+     * model's region geometry exactly like a caller's ROI. */
+    csasn_roi tissue;
+    int roi_source = roi ? 1 : 0;
+    int64_t tx0, ty0, tx1, ty1;
+    if (!roi && req->auto_region && dcm->open && csasn__dicom_tissue_region(&dcm->d, &tx0, &ty0, &tx1, &ty1)) {
+        tissue.x = (int)tx0, tissue.y = (int)ty0, tissue.w = (int)(tx1 - tx0), tissue.h = (int)(ty1 - ty0);
+        roi = &tissue;
+        roi_source = 2;
+    }
     /* The region the model reads (region.h): [x0, x1) x [y0, y1), image
      * pixels in [ix0, ix1) x [iy0, iy1), fill elsewhere. */
+    const csasn__region_spec *spec = req->spec;
     csasn__region g;
     if ((err = csasn__region_geometry(roi, uw, uh, spec, &g)) != NULL)
         return err;
     int x0 = g.x0, y0 = g.y0;
     int cw = g.x1 - g.x0, ch = g.y1 - g.y0;
     const float fill = spec ? spec->fill : 0.0f;
+    /* The box classified (the ROI clipped to the image; what the result calls
+     * roi), as against the region read around it (g). */
+    int rx0 = 0, ry0 = 0, rx1 = uw, ry1 = uh;
+    if (roi) {
+        int64_t ex = (int64_t)roi->x + roi->w, ey = (int64_t)roi->y + roi->h;
+        rx0 = roi->x > 0 ? roi->x : 0;
+        ry0 = roi->y > 0 ? roi->y : 0;
+        rx1 = ex < uw ? (int)ex : uw;
+        ry1 = ey < uh ? (int)ey : uh;
+    }
 
     /* Memory, from the header: the decoder's peak plus this function's own
      * buffers (the resize row, [ch][S] sums and weights; the JPEG colour fix). */
@@ -1049,7 +1255,27 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
     }
     if (iw) *iw = uw;
     if (ih) *ih = uh;
-    if (region) *region = g;
+    /* What the result reports about the input (src/csasn.h). */
+    {
+        static const char *const fmts[][2] = {{"PNG", "png"}, {"JPEG", "jpeg"}, {"BMP", "bmp"}, {"GIF", "gif"},
+                                              {"PNM", "pnm"}};
+        meta->format = "dicom";
+        for (int i = 0; i < 5 && !dcm->open; i++)
+            if (!strcmp(fmt, fmts[i][0]))
+                meta->format = fmts[i][1];
+        meta->frame = dcm->open ? dcm->frame : 1;
+        meta->frames = dcm->open ? dcm->d.frames : 1;
+        meta->roi.x = rx0, meta->roi.y = ry0, meta->roi.w = rx1 - rx0, meta->roi.h = ry1 - ry0;
+        meta->region = g;
+        meta->roi_source = roi_source;
+        meta->colour_fraction = colour_share(&ras, map, rx0, ry0, rx1 - rx0, ry1 - ry0);
+        if (dcm->open) {
+            meta->has_spacing = csasn__dicom_spacing(&dcm->d, rx0, ry0, rx1, ry1, meta->spacing_mm);
+            meta->colour_flow = csasn__dicom_colour_flow(&dcm->d, rx0, ry0, rx1, ry1);
+            memcpy(meta->modality, dcm->d.modality, sizeof meta->modality);
+            memcpy(meta->manufacturer, dcm->d.manufacturer, sizeof meta->manufacturer);
+        }
+    }
 done:
     axis_free(&ax);
     axis_free(&ay);
@@ -1057,6 +1283,93 @@ done:
     free(tmp);
     if (pix)
         stbi_image_free(pix);
+    return err;
+}
+
+const char *csasn__image_decode(const void *bytes, size_t len, const csasn__image_req *req, int S,
+                                const float mean[3], const float std[3], float *out, csasn__image_meta *meta)
+{
+    csasn__image_meta own;
+    dicom_src dcm;
+    memset(&dcm, 0, sizeof dcm);
+    if (!meta)
+        meta = &own;
+    memset(meta, 0, sizeof *meta);
+    const char *err = decode_image(bytes, len, req, S, mean, std, out, meta, &dcm);
+    dicom_free(&dcm);
+    return err;
+}
+
+const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
+                                  int S, const float mean[3], const float std[3],
+                                  float *out, int *iw, int *ih,
+                                  const csasn__region_spec *spec, csasn__region *region)
+{
+    csasn__image_req req = {1, roi, 0, spec};
+    csasn__image_meta meta;
+    const char *err = csasn__image_decode(bytes, len, &req, S, mean, std, out, &meta);
+    if (!err) {
+        if (iw) *iw = meta.image_w;
+        if (ih) *ih = meta.image_h;
+        if (region) *region = meta.region;
+    }
+    return err;
+}
+
+const char *csasn__dicom_pixels(const void *bytes, size_t len, int frame, uint8_t **pix, int *w, int *h, int *nc,
+                                int *bits)
+{
+    *pix = NULL;
+    const uint8_t *p = bytes;
+    if (!p || len < 132 || memcmp(p + 128, "DICM", 4))
+        return "not a DICOM Part 10 file";
+    if (len > CSASN_MAX_IMAGE_BYTES)
+        return csasn__errf("image is %zu bytes: over the %u MiB limit", len, (unsigned)(CSASN_MAX_IMAGE_BYTES >> 20));
+    dicom_src dcm;
+    memset(&dcm, 0, sizeof dcm);
+    const char *err = dicom_open(p, len, frame > 0 ? frame : 1, &dcm);
+    if (!err && dcm.pix) {
+        *pix = dcm.pix;
+        dcm.pix = NULL;
+        *w = dcm.d.cols;
+        *h = dcm.d.rows;
+        *nc = dcm.nc;
+        *bits = dcm.is16 ? 16 : 8;
+    } else if (!err) {
+        /* A JPEG frame: the checks and the decoder of the JPEG path. */
+        image_header hd;
+        memset(&hd, 0, sizeof hd);
+        hd.fmt = "JPEG";
+        csasn__jpeg_info ji;
+        raster ras;
+        if (!(err = check_jpeg(dcm.jpeg, dcm.jpeg_n, &hd)) && !(err = dicom_jpeg_fits(&dcm, &hd))) {
+            if (hd.mem > CSASN_MAX_DECODE_BYTES)
+                err = "DICOM JPEG frame: over the decode memory limit";
+            else if (!(err = csasn__jpeg_check(dcm.jpeg, dcm.jpeg_n, &ji, 1))) {
+                budget.cap_total = CSASN_MAX_DECODE_BYTES;
+                budget.cap_block = (size_t)hd.max_block + 65536;
+                budget.live = budget.peak = 0;
+                budget.denied = 0;
+                uint8_t *q = stb_decode(dcm.jpeg, dcm.jpeg_n, &hd, &ras, &err);
+                budget.cap_total = budget.cap_block = SIZE_MAX;
+                if (q) {
+                    size_t n = (size_t)hd.w * (size_t)hd.h * (size_t)ras.nc;
+                    *pix = malloc(n);
+                    if (*pix) {
+                        memcpy(*pix, q, n);
+                        *w = (int)hd.w;
+                        *h = (int)hd.h;
+                        *nc = ras.nc;
+                        *bits = 8;
+                    } else {
+                        err = "out of memory";
+                    }
+                    stbi_image_free(q);
+                }
+            }
+        }
+    }
+    dicom_free(&dcm);
     return err;
 }
 

@@ -35,4 +35,41 @@ typedef struct {
     uint64_t estimate, peak;
 } csasn__image_stats;
 const csasn__image_stats *csasn__image_last_stats(void);
+/* ---- decode requests and what the decoder learned (frames, DICOM) ---- */
+
+/* What to decode: frame (1-based, 0 = 1; only DICOM has several), the ROI
+ * (NULL: the whole image, or with auto_region a DICOM file's largest tissue
+ * region), the model's region rule applied to either. */
+typedef struct {
+    int frame;
+    const csasn_roi *roi;
+    int auto_region;
+    const csasn__region_spec *spec;   /* the model's region rule, NULL = stretch */
+} csasn__image_req;
+
+/* Facts about the decoded image, for the result (src/csasn.h). Nothing that
+ * identifies a patient is ever read, so nothing of it can be here. */
+typedef struct {
+    const char *format;        /* "png", "jpeg", "bmp", "gif", "pnm", "dicom" */
+    int frame, frames;
+    csasn_roi roi;             /* the box classified: the ROI (or tissue region) clipped to the image */
+    csasn__region region;      /* the region read around it (the model's region geometry) */
+    int roi_source;            /* 0 the whole image, 1 the caller's, 2 a DICOM tissue region */
+    int has_spacing;
+    double spacing_mm[2];      /* x, y: mm per pixel where calibrated for that region */
+    double colour_fraction;    /* share of the region's pixels that are strongly coloured */
+    int colour_flow;           /* a DICOM colour-flow region overlaps it */
+    char modality[17], manufacturer[65];
+    int image_w, image_h;      /* upright size */
+} csasn__image_meta;
+
+/* csasn__image_to_input with a request; meta (may be NULL) gets the facts. */
+const char *csasn__image_decode(const void *bytes, size_t len, const csasn__image_req *req, int S,
+                                const float mean[3], const float std[3], float *out, csasn__image_meta *meta);
+
+/* A DICOM file's frame as decoded, before gray conversion (for comparing with
+ * other DICOM readers): *pix (free() it) holds h x w x nc samples, 8 or 16 bit
+ * (host order). */
+const char *csasn__dicom_pixels(const void *bytes, size_t len, int frame, uint8_t **pix, int *w, int *h, int *nc,
+                                int *bits);
 #endif

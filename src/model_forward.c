@@ -13,9 +13,11 @@
 #include "error.h"
 #include "image.h"
 #include "kernels.h"
+#include "measure.h"
 #include "model.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ ops */
@@ -438,19 +440,21 @@ static csasn__region_spec region_spec(const csasn_model *m)
     return r;
 }
 
-static const char *preprocess(const csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
-                              float *out, int *image_w, int *image_h, csasn__region *g)
-{
-    csasn__region_spec spec = region_spec(m);
-    return csasn__image_to_input(bytes, len, roi, m->c.S, m->c.mean, m->c.std, out, image_w, image_h, &spec, g);
-}
-
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h)
 {
     if (!m || !out)
         return "csasn_preprocess: model and output buffer are required";
-    return preprocess(m, bytes, len, roi, out, image_w, image_h, NULL);
+    /* The same input as csasn_classify: without a ROI, a DICOM tissue region. */
+    csasn__region_spec spec = region_spec(m);
+    csasn__image_req req = {1, roi, 1, &spec};
+    csasn__image_meta meta;
+    const char *e = csasn__image_decode(bytes, len, &req, m->c.S, m->c.mean, m->c.std, out, &meta);
+    if (!e) {
+        if (image_w) *image_w = meta.image_w;
+        if (image_h) *image_h = meta.image_h;
+    }
+    return e;
 }
 
 const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, const csasn_roi *roi,
@@ -473,19 +477,99 @@ const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, c
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
                            csasn_result *res)
 {
+    csasn_options o = {1, roi};
+    return csasn_classify_ex(m, bytes, len, &o, res);
+}
+
+/* ---- csasn_classify_ex: options, and what the result says about the input ---- */
+
+/* The strings csasn_result points to (modality, manufacturer): valid until
+ * the next classification on this thread (src/csasn.h). */
+static _Thread_local csasn__image_meta last_meta;
+
+/* A colour overlay in the region: the models were trained on gray B-mode. */
+#define COLOUR_SHARE_WARN 0.005   /* 0.5 % of the region's pixels strongly coloured */
+
+/* The lesion's diameters from the mask. The mask covers the region the model
+ * read (region_*, the model's region geometry), not the ROI: a cell is
+ * region_w / mask_w by region_h / mask_h image pixels. Letterbox shows fill
+ * outside the grown box, so only cells whose centre lies inside it count. */
+static void lesion_size(const csasn_model *m, const csasn__image_meta *mt, csasn_result *res)
+{
+    const csasn__region *g = &mt->region;
+    int mh = res->mask_h, mw = res->mask_w;
+    double cw = (double)(g->x1 - g->x0) / mw, ch = (double)(g->y1 - g->y0) / mh, d[2];
+    const float *mask = res->mask;
+    float *own = NULL;
+    if (m->c.region_mode == CSASN_REGION_LETTERBOX) {
+        own = malloc(sizeof *own * (size_t)mh * (size_t)mw);
+        if (!own)
+            return;   /* no size rather than a wrong one */
+        for (int y = 0; y < mh; y++) {
+            double cy = g->y0 + (y + 0.5) * ch;
+            for (int x = 0; x < mw; x++) {
+                double cx = g->x0 + (x + 0.5) * cw;
+                int in = cx >= g->gx0 && cx < g->gx1 && cy >= g->gy0 && cy < g->gy1;
+                own[(size_t)y * mw + x] = in ? mask[(size_t)y * mw + x] : 0.0f;
+            }
+        }
+        mask = own;
+    }
+    if (csasn__lesion_diameters(mask, mh, mw, cw, ch, 1.0, 1.0, d)) {
+        res->has_lesion = 1;
+        res->lesion_px[0] = (float)d[0];
+        res->lesion_px[1] = (float)d[1];
+        if (mt->has_spacing &&
+            csasn__lesion_diameters(mask, mh, mw, cw, ch, mt->spacing_mm[0], mt->spacing_mm[1], d)) {
+            res->lesion_mm[0] = (float)d[0];
+            res->lesion_mm[1] = (float)d[1];
+        }
+    }
+    free(own);
+}
+
+const char *csasn_classify_ex(csasn_model *m, const void *bytes, size_t len, const csasn_options *opt,
+                              csasn_result *res)
+{
     if (!m || !res) return "csasn_classify: NULL argument";
-    int iw = 0, ih = 0;
-    csasn__region g;
-    const char *e = preprocess(m, bytes, len, roi, m->s.input, &iw, &ih, &g);
+    csasn__region_spec spec = region_spec(m);
+    csasn__image_req req = {opt && opt->frame > 0 ? opt->frame : 1, opt ? opt->roi : NULL, 1, &spec};
+    csasn__image_meta *mt = &last_meta;
+    const char *e = csasn__image_decode(bytes, len, &req, m->c.S, m->c.mean, m->c.std, m->s.input, mt);
     if (e) return e;
     e = csasn_forward(m, m->s.input, res);
     if (e) return e;
-    res->image_w = iw;
-    res->image_h = ih;
-    res->region_x = g.x0;
-    res->region_y = g.y0;
-    res->region_w = g.x1 - g.x0;
-    res->region_h = g.y1 - g.y0;
+    res->image_w = mt->image_w;
+    res->image_h = mt->image_h;
+    res->format = mt->format;
+    res->frame = mt->frame;
+    res->frames = mt->frames;
+    res->region_x = mt->region.x0;
+    res->region_y = mt->region.y0;
+    res->region_w = mt->region.x1 - mt->region.x0;
+    res->region_h = mt->region.y1 - mt->region.y0;
+    res->roi = mt->roi;
+    res->roi_source = mt->roi_source;
+    res->has_spacing = mt->has_spacing;
+    for (int i = 0; i < 2; i++) {
+        res->spacing_mm[i] = mt->has_spacing ? (float)mt->spacing_mm[i] : 0.0f;
+        res->roi_mm[i] = mt->has_spacing ? (float)(mt->spacing_mm[i] * (i ? mt->roi.h : mt->roi.w)) : 0.0f;
+        res->lesion_px[i] = res->lesion_mm[i] = 0.0f;
+    }
+    res->has_lesion = 0;
+    if (res->mask && res->mask_w > 0 && res->mask_h > 0)
+        lesion_size(m, mt, res);
+    res->modality = mt->modality;
+    res->manufacturer = mt->manufacturer;
+    res->n_warnings = 0;
+    for (int i = 0; i < 4; i++)
+        res->warnings[i] = NULL;
+    if (mt->colour_fraction >= COLOUR_SHARE_WARN)
+        res->warnings[res->n_warnings++] = "strongly coloured pixels in the region (colour Doppler or elastography?): "
+                                           "the model was trained on gray B-mode images only";
+    if (mt->colour_flow)
+        res->warnings[res->n_warnings++] = "the region overlaps a colour-flow (Doppler) region of the DICOM file: "
+                                           "the model was trained on gray B-mode images only";
     return NULL;
 }
 

@@ -41,6 +41,14 @@ int csasn_preview_side(int image_w, int image_h)
 const char *csasn_preview(const void *bytes, size_t len, int side, uint8_t *out,
                           int *image_w, int *image_h)
 {
+    return csasn_preview_frame(bytes, len, 1, side, out, image_w, image_h);
+}
+
+/* The whole frame, never a DICOM tissue region: the page draws that region
+ * on this picture as the initial ROI. */
+const char *csasn_preview_frame(const void *bytes, size_t len, int frame, int side, uint8_t *out,
+                                int *image_w, int *image_h)
+{
     if (!out)
         return "csasn_preview: an output buffer is required";
     if (side < 1 || side > CSASN_PREVIEW_MAX_SIDE)
@@ -51,7 +59,11 @@ const char *csasn_preview(const void *bytes, size_t len, int side, uint8_t *out,
     if (!gray)
         return "out of memory making the preview";
     int w = 0, h = 0;
-    const char *err = csasn__image_to_input(bytes, len, NULL, side, mean, std, gray, &w, &h, NULL, NULL);
+    csasn__image_req req = {frame > 0 ? frame : 1, NULL, 0, NULL};
+    csasn__image_meta meta;
+    const char *err = csasn__image_decode(bytes, len, &req, side, mean, std, gray, &meta);
+    w = meta.image_w;
+    h = meta.image_h;
     if (!err) {
         /* Channel 0 of three equal ones; the filter's weights are positive and
          * sum to 1, so values stay in [0, 1] but for rounding. */
@@ -65,4 +77,13 @@ const char *csasn_preview(const void *bytes, size_t len, int side, uint8_t *out,
     }
     free(gray);
     return err;
+}
+
+/* A DICOM frame as decoded (src/csasn.h): for comparing with other readers. */
+const char *csasn_dicom_frame(const void *bytes, size_t len, int frame, uint8_t **pixels, int *w, int *h,
+                              int *channels, int *bits)
+{
+    if (!pixels || !w || !h || !channels || !bits)
+        return "csasn_dicom_frame: NULL argument";
+    return csasn__dicom_pixels(bytes, len, frame, pixels, w, h, channels, bits);
 }

@@ -7,7 +7,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 pkgs=(build-essential clang libclang-rt-14-dev libstb-dev emscripten nodejs chromium
       python3-torch python3-torchvision python3-numpy python3-pil python3-matplotlib
       python3-sklearn python3-scipy libopenblas0-pthread brotli libjpeg-turbo-progs
-      clang-19)
+      dcmtk libgdcm-tools python3-pydicom clang-19)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -48,7 +48,7 @@ const send = (msg, origin, transfer = []) => window.parent.postMessage({ protoco
 const broadcast = (msg) => { for (const o of allowed) send(msg, o); };
 
 function plainResult(r, name) {
-  return { name, labels: r.labels, probs: r.probs, top: r.top, label: r.label, malignancy: r.malignancy, roi: r.roi, image: r.image, model: r.model };
+  return { name, labels: r.labels, probs: r.probs, top: r.top, label: r.label, malignancy: r.malignancy, roi: r.roi_source === 'whole' ? null : r.roi, image: r.image, model: r.model };
 }
 
 // The widget's next csasn-result or csasn-error.
@@ -80,7 +80,7 @@ async function handle(m, origin) {
     }
     if (a.error) return fail(a.error.code || 'image', a.error.message);
     const r = a.result;
-    opened.push({ name, nodule: typeof m.nodule === 'string' ? m.nodule : null, view: typeof m.view === 'string' ? m.view : null, roi: r.roi, probs: r.probs, malignancy: r.malignancy, image: r.image });
+    opened.push({ name, nodule: typeof m.nodule === 'string' ? m.nodule : null, view: typeof m.view === 'string' ? m.view : null, roi: r.roi_source === 'whole' ? null : r.roi, probs: r.probs, malignancy: r.malignancy, image: r.image });
     return reply({ type: 'result', result: plainResult(r, name) });
   }
   if (m.type === 'select-model') {

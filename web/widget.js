@@ -39,6 +39,7 @@ import { buildView, showModels, showResult, threshold, fmtMB } from './widget/vi
 import { drawOverlay } from './widget/overlay.js';
 import { attachRoiInput, clampRoi } from './widget/roi.js';
 import { showImage, hideImage, fitImage } from './widget/preview.js';
+import { attachCalibration, scaleFrom } from './widget/calibrate.js';
 
 const MAX_FILE_BYTES = 256 * 1024 * 1024; // CSASN_MAX_IMAGE_BYTES (src/csasn.h), as the CLI and the API
 const DEFAULTS = { runtime: 'wasm/', manifest: 'weights/manifest.json' };
@@ -130,6 +131,15 @@ class CsasnClassifier extends HTMLElement {
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); v.file.click(); }
     });
     v.reset.addEventListener('click', () => this.setRoi(null));
+    // DICOM cine: another frame is classified (and shown) when the slider moves
+    v.frame.addEventListener('input', () => {
+      const img = this._image;
+      const f = Number(v.frame.value);
+      if (!img || !img.shown || !(f >= 1) || f === img.frame) return;
+      img.frame = f;
+      v.frameText.textContent = `${f} of ${img.frames}`;
+      this._classify();
+    });
     v.attToggle.addEventListener('change', () => this._drawOverlay());
     v.maskToggle.addEventListener('change', () => this._drawOverlay());
     v.select.addEventListener('change', () => { this.model = v.select.value; });
@@ -141,9 +151,39 @@ class CsasnClassifier extends HTMLElement {
       st.classList.remove('cz-drop');
       const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
       if (f) this.openFile(f);
-      else this._showError('Nothing to open: drop an image file (PNG, JPEG, BMP, GIF or PGM).', 'image');
+      else this._showError('Nothing to open: drop an image file (PNG, JPEG, BMP, GIF, PGM or DICOM).', 'image');
     });
     v.empty.addEventListener('click', () => v.file.click());
+    // Manual calibration: two clicks on the ruler (taken ahead of the ROI input), a distance.
+    attachCalibration(v.overlay, {
+      image: () => (this._image && this._image.shown ? this._image : null),
+      active: () => !!this._calibPoints,
+      onPoint: (pt) => {
+        this._calibPoints.push(pt);
+        if (this._calibPoints.length === 1) v.calibHint.textContent = 'Now click the second tick.';
+        else {
+          v.calibHint.textContent = `${Math.hypot(this._calibPoints[1].x - this._calibPoints[0].x, this._calibPoints[1].y - this._calibPoints[0].y).toFixed(0)} px between the ticks.`;
+          v.calibForm.hidden = false;
+          v.calibMm.focus();
+        }
+      },
+    });
+    v.calibrate.addEventListener('click', () => {
+      this._calibPoints = [];
+      v.calibForm.hidden = true;
+      v.calibHint.textContent = 'Click two ticks of the depth ruler on the image.';
+    });
+    const applyCalib = () => {
+      const c = scaleFrom(this._calibPoints || [], Number(v.calibMm.value));
+      if (!c) { v.calibHint.textContent = 'Click two ticks at least 2 px apart and type their distance in mm.'; return; }
+      this._calibPoints = null;
+      v.calibForm.hidden = true;
+      v.calibHint.textContent = '';
+      if (this._image) this._image.calib = c;
+      this._showResult(this._result);
+    };
+    v.calibApply.addEventListener('click', applyCalib);
+    v.calibMm.addEventListener('keydown', (e) => { if (e.key === 'Enter') applyCalib(); });
     attachRoiInput(v.overlay, {
       image: () => (this._image && this._image.shown ? this._image : null),
       roi: () => this._roi,
@@ -345,7 +385,8 @@ class CsasnClassifier extends HTMLElement {
     this._result = null;
     this.removeAttribute('data-roi');
     // Shown once the engine has accepted it, from the engine's own preview.
-    this._image = { name, bytes, w: 0, h: 0, pending: true, shown: false, preview: null };
+    this._image = { name, bytes, w: 0, h: 0, pending: true, shown: false, preview: null, frame: 1, frames: 1, previewFrame: 0, calib: null };
+    this._calibPoints = null;
     return this._classify();
   }
 
@@ -400,18 +441,24 @@ class CsasnClassifier extends HTMLElement {
     this.setAttribute('data-state', 'busy');
     this._setStatus('Analysing…');
     try {
-      const r = await this._client.classify(img.bytes, { roi, preview: !img.shown });
+      const frame = img.frame || 1;
+      const r = await this._client.classify(img.bytes, { roi, frame, preview: !img.shown || img.previewFrame !== frame });
       if (this._run !== run || this._image !== img || gen !== this._modelGen) return;
       img.w = r.image.w;
       img.h = r.image.h;
       img.pending = false;
-      if (!img.shown) {
+      img.frames = r.frames || 1;
+      if (!img.shown || (r.preview && img.previewFrame !== frame)) {
         img.preview = r.preview || null;
+        img.previewFrame = frame;
         img.shown = true;
         this.setAttribute('data-image-size', `${img.w},${img.h}`);
         showImage(this._v, img);
         this._fit();
       }
+      // A DICOM file's tissue region (what the engine classified without a region) is drawn
+      // as the initial region, so the user sees and can adjust it.
+      if (!this._roi && r.roi && r.roi_source === 'tissue') this._roi = { x: r.roi.x, y: r.roi.y, w: r.roi.w, h: r.roi.h };
       this._result = r;
       this._showResult(r);
       this._drawOverlay();
@@ -462,12 +509,12 @@ class CsasnClassifier extends HTMLElement {
   }
 
   _showResult(r) {
-    showResult(this._v, r, this._info, threshold(this._info));
+    showResult(this._v, r, this._info, threshold(this._info), this._image ? this._image.calib || null : null);
     if (!r) {
       this.removeAttribute('data-result-seq');
       return;
     }
-    this.setAttribute('data-roi', r.roi ? `${r.roi.x},${r.roi.y},${r.roi.w},${r.roi.h}` : 'full');
+    this.setAttribute('data-roi', r.roi && r.roi_source !== 'whole' ? `${r.roi.x},${r.roi.y},${r.roi.w},${r.roi.h}` : 'full');
     // the region the model read (its region rule applied to the box), outlined on the image
     if (r.region) this.setAttribute('data-region', `${r.region.x},${r.region.y},${r.region.w},${r.region.h}`);
     else this.removeAttribute('data-region');

@@ -1,11 +1,12 @@
 /* cli.c - build/csasn, the native command line (contract in README.md): a
  * program over the library's public header, as any other user of it.
  *
- *   csasn classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...
+ *   csasn classify   --model FILE [--roi X,Y,W,H] [--frame N] [--attention] [--mask] IMAGE...
  *   csasn info       --model FILE
  *   csasn bench      --model FILE [--runs N] [--profile] [IMAGE]
  *   csasn dump       --model FILE [--roi X,Y,W,H] --tensor NAME [--out FILE.f32] IMAGE
  *   csasn preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE
+ *   csasn decode     [--frame N] --out FILE.pgm|.ppm DICOM   (the frame as decoded)
  *   csasn report     --model FILE [--fhir] [--date T] [[--nodule L] [--view V] [--roi R] IMAGE]...
  *
  * Exit status: 0 success; 1 a model or an image failed (message says why);
@@ -29,9 +30,11 @@
 
 static const char *usage_text =
     "usage: csasn <command> [options]\n"
-    "  classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...\n"
+    "  classify   --model FILE [--roi X,Y,W,H] [--frame N] [--attention] [--mask] IMAGE...\n"
     "             one JSON line per image: image, model, labels, probs, top, malignancy,\n"
-    "             region (what the model read), descriptors, ms\n"
+    "             region (what the model read), descriptors, format, frame, frames, roi (the box\n"
+    "             classified), spacing_mm, roi_mm, lesion_px, lesion_mm, warnings, ms\n"
+    "             (--frame: the frame of a multi-frame DICOM file, from 1)\n"
     "  info       --model FILE                      metadata and tensor count as JSON\n"
     "  bench      --model FILE [--runs N] [--profile] [IMAGE]\n"
     "             forward-pass latency (3 warm-up runs; synthetic input if no IMAGE)\n"
@@ -39,6 +42,8 @@ static const char *usage_text =
     "             an intermediate tensor of the forward pass (\"input\", \"cnn.tap8\", ...)\n"
     "  preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE\n"
     "             the normalised [3,S,S] input as raw little-endian float32\n"
+    "  decode     [--frame N] --out FILE DICOM      a DICOM frame as decoded: PGM (gray) or PPM (colour),\n"
+    "             16-bit samples big-endian when the frame has them\n"
     "  report     --model FILE [--fhir] [--date YYYY-MM-DDThh:mm:ssZ]\n"
     "             [[--nodule LABEL] [--view transverse|longitudinal|other] [--roi X,Y,W,H]\n"
     "             [--size-mm MM] IMAGE]...  the exam report (csasn-report JSON, or a FHIR R4\n"
@@ -249,7 +254,7 @@ static void json_region_and_descriptors(const csasn_result *res)
 
 typedef struct {
     const char *model, *tensor, *out;
-    int has_roi, attention, mask, profile, runs;
+    int has_roi, attention, mask, profile, runs, frame;
     csasn_roi roi;
     const char **files;
     int n_files;
@@ -330,6 +335,13 @@ static int parse_options(int argc, char **argv, const char *allowed, options *o)
         else if (!strcmp(name, "--attention")) o->attention = 1;
         else if (!strcmp(name, "--mask")) o->mask = 1;
         else if (!strcmp(name, "--profile")) o->profile = 1;
+        else if (!strcmp(name, "--frame")) {
+            char *end;
+            long n = strtol(val, &end, 10);
+            if (end == val || *end || n < 1 || n > INT_MAX)
+                return usage("bad --frame '%s': expected an integer from 1 (DICOM frames count from 1)", val);
+            o->frame = (int)n;
+        }
         else if (!strcmp(name, "--roi")) {
             if (!parse_roi(val, &o->roi))
                 return usage("bad --roi '%s': expected X,Y,W,H (integers)", val);
@@ -342,7 +354,7 @@ static int parse_options(int argc, char **argv, const char *allowed, options *o)
             o->runs = (int)n;
         }
     }
-    if (!o->model)
+    if (!o->model && strstr(allowed, " --model "))   /* decode takes no model */
         return usage("%s", "--model FILE is required");
     return 0;
 }
@@ -396,6 +408,90 @@ static int read_image_arg(const char *path, unsigned char **img, size_t *len)
 
 /* ------------------------------------------------------------------ commands */
 
+/* A pair of sizes, as "%.6g" of the float the engine gives (shell/csasn.js
+ * rounds the same float to 6 significant digits: both print the same). */
+static void json_pair(int has, const float v[2])
+{
+    if (!has) {
+        fputs("null", stdout);
+        return;
+    }
+    printf("[%.6g, %.6g]", v[0], v[1]);
+}
+
+/* What the result says about the input: format, frame, region, mm, warnings. */
+static void json_input_facts(const csasn_result *r)
+{
+    fputs(", \"format\": ", stdout);
+    json_str(r->format ? r->format : "");
+    printf(", \"frame\": %d, \"frames\": %d", r->frame, r->frames);
+    printf(", \"roi\": [%d, %d, %d, %d], \"roi_source\": \"%s\"", r->roi.x, r->roi.y, r->roi.w, r->roi.h,
+           r->roi_source == CSASN_ROI_USER ? "user" : r->roi_source == CSASN_ROI_TISSUE ? "tissue" : "whole");
+    fputs(", \"spacing_mm\": ", stdout);
+    json_pair(r->has_spacing, r->spacing_mm);
+    fputs(", \"roi_mm\": ", stdout);
+    json_pair(r->has_spacing, r->roi_mm);
+    fputs(", \"lesion_px\": ", stdout);
+    json_pair(r->has_lesion, r->lesion_px);
+    fputs(", \"lesion_mm\": ", stdout);
+    json_pair(r->has_lesion && r->has_spacing, r->lesion_mm);
+    fputs(", \"warnings\": [", stdout);
+    for (int i = 0; i < r->n_warnings; i++) {
+        if (i)
+            fputs(", ", stdout);
+        json_str(r->warnings[i]);
+    }
+    fputs("], \"modality\": ", stdout);
+    if (r->modality && *r->modality) json_str(r->modality); else fputs("null", stdout);
+    fputs(", \"manufacturer\": ", stdout);
+    if (r->manufacturer && *r->manufacturer) json_str(r->manufacturer); else fputs("null", stdout);
+}
+
+/* decode: a DICOM frame as decoded, as binary PGM/PPM (maxval 255 or 65535). */
+static int cmd_decode(const options *o)
+{
+    if (o->n_files != 1)
+        return usage("%s", o->n_files ? "exactly one DICOM file expected" : "DICOM file is required");
+    if (!o->out)
+        return usage("%s", "--out FILE.pgm|FILE.ppm is required");
+    unsigned char *img;
+    size_t len;
+    int status = read_image_arg(o->files[0], &img, &len);
+    if (status)
+        return status;
+    uint8_t *pix = NULL;
+    int w = 0, h = 0, nc = 0, bits = 0;
+    const char *err = csasn_dicom_frame(img, len, o->frame ? o->frame : 1, &pix, &w, &h, &nc, &bits);
+    free(img);
+    if (err) {
+        fprintf(stderr, "csasn: %s: %s\n", o->files[0], err);
+        return 1;
+    }
+    FILE *f = fopen(o->out, "wb");
+    int ok = f != NULL;
+    if (ok) {
+        fprintf(f, "P%c\n%d %d\n%d\n", nc == 3 ? '6' : '5', w, h, bits == 16 ? 65535 : 255);
+        size_t n = (size_t)w * (size_t)h * (size_t)nc;
+        if (bits == 16) {
+            const uint16_t *s = (const uint16_t *)(const void *)pix;
+            for (size_t i = 0; i < n && ok; i++)
+                ok = fputc(s[i] >> 8, f) != EOF && fputc(s[i] & 255, f) != EOF;
+        } else {
+            ok = fwrite(pix, 1, n, f) == n;
+        }
+        ok = fclose(f) == 0 && ok;
+    }
+    free(pix);
+    if (!ok) {
+        fprintf(stderr, "csasn: cannot write '%s': %s\n", o->out, strerror(errno));
+        return 1;
+    }
+    printf("{\"image\": ");
+    json_str(o->files[0]);
+    printf(", \"w\": %d, \"h\": %d, \"channels\": %d, \"bits\": %d}\n", w, h, nc, bits);
+    return 0;
+}
+
 static int cmd_classify(const options *o)
 {
     if (o->n_files < 1)
@@ -424,7 +520,8 @@ static int cmd_classify(const options *o)
             }
         } else {
             double t0 = now_ms();
-            err = csasn_classify(m, buf, len, o->has_roi ? &o->roi : NULL, &res);
+            csasn_options opt = {o->frame, o->has_roi ? &o->roi : NULL};
+            err = csasn_classify_ex(m, buf, len, &opt, &res);
             ms = now_ms() - t0;
             free(buf);
             if (err)
@@ -467,6 +564,7 @@ static int cmd_classify(const options *o)
             json_map(res.mask, res.mask_h, res.mask_w);
         }
         json_region_and_descriptors(&res);
+        json_input_facts(&res);
         printf(", \"image_w\": %d, \"image_h\": %d, \"ms\": %.3f}\n", res.image_w, res.image_h, ms);
         fflush(stdout);
     }
@@ -791,7 +889,8 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *allowed;
-    if (!strcmp(cmd, "classify")) allowed = " --model --roi --attention --mask ";
+    if (!strcmp(cmd, "classify")) allowed = " --model --roi --frame --attention --mask ";
+    else if (!strcmp(cmd, "decode")) allowed = " --frame --out ";
     else if (!strcmp(cmd, "info")) allowed = " --model ";
     else if (!strcmp(cmd, "bench")) allowed = " --model --runs --profile --roi ";
     else if (!strcmp(cmd, "dump")) allowed = " --model --roi --tensor --out ";
@@ -805,6 +904,7 @@ int main(int argc, char **argv)
         else if (!strcmp(cmd, "info")) rc = cmd_info(&o);
         else if (!strcmp(cmd, "bench")) rc = cmd_bench(&o);
         else if (!strcmp(cmd, "dump")) rc = cmd_dump(&o, 0);
+        else if (!strcmp(cmd, "decode")) rc = cmd_decode(&o);
         else rc = cmd_dump(&o, 1);
     }
     free(o.files);

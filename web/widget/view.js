@@ -2,7 +2,7 @@
 // buildView() makes every element once and hands back the ones the element updates;
 // showResult() fills the result card. No state lives here.
 
-export const ACCEPT = 'image/png,image/jpeg,image/bmp,image/gif,image/x-portable-graymap,image/x-portable-pixmap,.png,.jpg,.jpeg,.bmp,.gif,.pgm,.ppm,.pnm';
+export const ACCEPT = 'image/png,image/jpeg,image/bmp,image/gif,image/x-portable-graymap,image/x-portable-pixmap,.png,.jpg,.jpeg,.bmp,.gif,.pgm,.ppm,.pnm,application/dicom,.dcm';
 
 export const fmtPct = (p) => (p * 100).toFixed(1) + '%';
 export const fmtMB = (n) => (n / 1048576).toFixed(n < 10 * 1048576 ? 1 : 0) + ' MB';
@@ -70,14 +70,21 @@ export function buildView({ notes }) {
     el('div', { class: 'cz-empty-icon', 'aria-hidden': 'true', text: '◎' }),
     el('p', { class: 'cz-empty-title', text: 'Open an ultrasound image' }),
     el('p', { text: 'Drop a file here, paste it (Ctrl+V) or use Open image.' }),
-    el('p', { class: 'cz-muted', text: 'PNG, JPEG, BMP, GIF or PGM. The image is analysed on this device and never uploaded.' }));
+    el('p', { class: 'cz-muted', text: 'PNG, JPEG, BMP, GIF, PGM or DICOM. The image is analysed on this device and never uploaded.' }));
   v.busy = el('div', { class: 'cz-busy', hidden: true, 'aria-hidden': 'true' }, el('span', { class: 'cz-spinner' }), ' Analysing…');
   v.stage = el('div', { class: 'cz-stage', 'data-testid': 'dropzone' }, v.empty, v.canvases, v.busy);
   v.error = el('div', { class: 'cz-error', role: 'alert', 'data-testid': 'error', hidden: true });
   v.imageInfo = el('p', { class: 'cz-imageinfo', 'data-testid': 'image-info' });
+  // DICOM: what the file says (modality, manufacturer, frames, size: nothing about the patient)
+  // and, for a cine loop, the frame to analyse (a range input: arrow keys, Home, End).
+  v.dicomInfo = el('p', { class: 'cz-imageinfo', 'data-testid': 'dicom-info', hidden: true });
+  v.frame = el('input', { type: 'range', id: 'cz-frame', min: '1', max: '1', step: '1', value: '1', 'data-testid': 'frame-slider' });
+  v.frameText = el('output', { for: 'cz-frame', 'data-testid': 'frame-text' });
+  v.frameBox = el('div', { class: 'cz-tools', hidden: true },
+    el('label', { for: 'cz-frame', class: 'cz-bar-label', text: 'Frame' }), v.frame, v.frameText);
   const hint = el('p', { class: 'cz-hint', text: 'Drag a rectangle around the nodule to analyse just that region. Keyboard: focus the image, arrows move the region, Shift+arrows resize, Esc resets.' });
   const viewer = el('section', { class: 'cz-card cz-viewer', 'aria-label': 'Image and region of interest' },
-    tools, v.stage, v.error, v.imageInfo, hint);
+    tools, v.stage, v.error, v.imageInfo, v.dicomInfo, v.frameBox, hint);
 
   // Results
   v.status = el('p', { class: 'cz-status', 'data-testid': 'status', role: 'status', text: 'Starting…' });
@@ -103,6 +110,15 @@ export function buildView({ notes }) {
   v.roiText = el('span', { 'data-testid': 'roi-text' });
   v.regionText = el('span', { 'data-testid': 'region-text' });
   v.meta = el('p', { class: 'cz-meta', hidden: true }, 'Inference ', v.latency, ' on this device · Region ', v.roiText, v.regionText);
+  v.sizeMm = el('p', { class: 'cz-meta', 'data-testid': 'size-mm', hidden: true });
+  // Manual calibration (no calibration in the file): two ruler ticks and their distance.
+  v.calibrate = el('button', { type: 'button', class: 'cz-btn', 'data-testid': 'calibrate', text: 'Calibrate with the ruler…' });
+  v.calibHint = el('span', { class: 'cz-small cz-muted', 'data-testid': 'calib-hint' });
+  v.calibMm = el('input', { type: 'number', min: '0', step: 'any', id: 'cz-calib-mm', 'data-testid': 'calib-mm', class: 'cz-calib-mm' });
+  v.calibApply = el('button', { type: 'button', class: 'cz-btn', 'data-testid': 'calib-apply', text: 'Apply' });
+  v.calibForm = el('span', { hidden: true }, el('label', { for: 'cz-calib-mm', text: ' Distance (mm) ' }), v.calibMm, v.calibApply);
+  v.calibBox = el('div', { class: 'cz-meta', hidden: true }, v.calibrate, ' ', v.calibHint, v.calibForm);
+  v.warnings = el('div', { class: 'cz-error', role: 'alert', 'data-testid': 'warnings', hidden: true });
   v.legendMask = el('span', { class: 'cz-legend-item', hidden: true },
     el('span', { class: 'cz-legend-swatch', 'aria-hidden': 'true' }), el('span', { class: 'cz-small cz-muted', text: 'Lesion outline (mask ≥ 50%)' }));
   v.legend = el('div', { class: 'cz-legend', hidden: true },
@@ -116,7 +132,7 @@ export function buildView({ notes }) {
       el('li', { text: 'an attention map showing where the model looked,' }),
       el('li', { text: 'the lesion outline, where the model segments it.' })));
   const results = el('section', { class: 'cz-card cz-results', 'aria-label': 'Result', 'aria-live': 'polite' },
-    v.status, v.placeholder, v.top, v.malig, v.probsBox, v.featuresBox, v.meta, v.legend);
+    v.status, v.placeholder, v.top, v.malig, v.probsBox, v.featuresBox, v.meta, v.sizeMm, v.calibBox, v.warnings, v.legend);
 
   const foot = el('p', { class: 'cz-foot', hidden: !notes },
     el('strong', { text: 'Research use only — not a diagnosis.' }),
@@ -134,10 +150,11 @@ export function showModels(v, models) {
 
 /** Fills the result card with r (a csasn.js result; null empties it). info: the model's
  *  info (malignant labels), threshold: its malignancy operating point. */
-export function showResult(v, r, info, threshold) {
+export function showResult(v, r, info, threshold, calib = null) {
   if (!r) {
     v.top.hidden = v.malig.hidden = v.probsBox.hidden = v.meta.hidden = v.legend.hidden = true;
     v.maskLabel.hidden = true;
+    v.sizeMm.hidden = v.warnings.hidden = v.calibBox.hidden = true;
     v.placeholder.hidden = false;
     v.probs.replaceChildren();
     v.featuresBox.hidden = true;
@@ -171,15 +188,49 @@ export function showResult(v, r, info, threshold) {
   } else v.malig.hidden = true;
   v.probsBox.hidden = false;
   v.latency.textContent = fmtMs(r.ms);
-  v.roiText.textContent = r.roi ? `${r.roi.w} × ${r.roi.h} px at (${r.roi.x}, ${r.roi.y})` : `whole image (${r.image.w} × ${r.image.h} px)`;
-  const g = r.region, same = g && r.roi && g.x === r.roi.x && g.y === r.roi.y && g.w === r.roi.w && g.h === r.roi.h;
-  v.regionText.textContent = g && r.roi && !same ? ` · the model read ${g.w} × ${g.h} px at (${g.x}, ${g.y}) (dashed outline)` : '';
+  const box = r.roi && r.roi_source !== 'whole' ? r.roi : null;   // roi: the box classified
+  v.roiText.textContent = box ? `${r.roi.w} × ${r.roi.h} px at (${r.roi.x}, ${r.roi.y})` : `whole image (${r.image.w} × ${r.image.h} px)`;
+  const g = r.region, same = g && box && g.x === r.roi.x && g.y === r.roi.y && g.w === r.roi.w && g.h === r.roi.h;
+  v.regionText.textContent = g && box && !same ? ` · the model read ${g.w} × ${g.h} px at (${g.x}, ${g.y}) (dashed outline)` : '';
   showFeatures(v, r.descriptors || []);
   v.meta.hidden = false;
   v.legend.hidden = !r.attention && !r.mask;
   v.legendMask.hidden = !r.mask;
   v.maskLabel.hidden = !r.mask;
-  v.reset.disabled = !r.roi;
+  v.reset.disabled = r.roi_source !== 'user';
+  showInput(v, r, calib);
+}
+
+const mm = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+/** What the result says about the input: DICOM facts, the frame slider, sizes in mm, warnings. */
+function showInput(v, r, calib) {
+  const dicom = r.format === 'dicom';
+  v.dicomInfo.hidden = !dicom;
+  if (dicom) {
+    v.dicomInfo.textContent = [r.modality || 'modality not given', r.manufacturer || 'manufacturer not given',
+      `${r.frames} frame${r.frames > 1 ? 's' : ''}`, `${r.image.w} × ${r.image.h} px`].join(' · ');
+  }
+  v.frameBox.hidden = !(r.frames > 1);
+  v.frame.max = String(r.frames || 1);
+  v.frame.value = String(r.frame || 1);
+  v.frameText.textContent = `${r.frame} of ${r.frames}`;
+  v.frame.setAttribute('aria-valuetext', `frame ${r.frame} of ${r.frames}`);
+  if (r.roi && r.roi_source === 'tissue') v.roiText.textContent = `tissue region of the file, ${r.roi.w} × ${r.roi.h} px at (${r.roi.x}, ${r.roi.y})`;
+  const parts = [];
+  const s = !r.spacing_mm && calib ? calib.mmPerPx : null;   // manual calibration, square pixels
+  const roiMm = r.roi_mm || (s && r.roi ? [r.roi.w * s, r.roi.h * s] : null);
+  const lesionMm = r.lesion_mm || (s && r.lesion_px ? [r.lesion_px[0] * s, r.lesion_px[1] * s] : null);
+  if (roiMm) parts.push(`Region ${mm(roiMm[0])} × ${mm(roiMm[1])} mm`);
+  if (lesionMm) parts.push(`lesion ${mm(lesionMm[0])} × ${mm(lesionMm[1])} mm (longest × perpendicular)`);
+  else if (r.lesion_px) parts.push(`lesion ${r.lesion_px[0].toFixed(0)} × ${r.lesion_px[1].toFixed(0)} px (no calibration)`);
+  if (s) parts.push(`manual calibration: ${mm(calib.mm)} mm over ${calib.px.toFixed(0)} px`);
+  else if (!r.spacing_mm) parts.push('no calibration in the file: sizes in pixels only');
+  v.calibBox.hidden = !!r.spacing_mm;
+  v.sizeMm.textContent = parts.join(' · ');
+  v.sizeMm.hidden = false;
+  v.warnings.replaceChildren(...(r.warnings || []).map((w) => el('p', { text: `Caution: ${w}.` })));
+  v.warnings.hidden = !(r.warnings && r.warnings.length);
 }
 
 /** The descriptor heads of result r (csasn.js: [{ name, labels, probs, top, label }]): one row
