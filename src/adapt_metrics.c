@@ -182,7 +182,7 @@ static void figures(const csasn__cv_input *in, const int *pred, const double *w,
 char *csasn__cv_report(const csasn__cv_input *in)
 {
     int n = in->n, K = in->K, F = 3 + 3 * K, Bn = in->bootstrap > 0 ? in->bootstrap : 1000;
-    int *pred = malloc((size_t)n * sizeof *pred), *pos = malloc((size_t)n * sizeof *pos);
+    int *pred = calloc((size_t)n + 1, sizeof *pred), *pos = malloc(((size_t)n + 1) * sizeof *pos);
     float *col = malloc((size_t)n * sizeof *col);
     double *w = malloc((size_t)n * sizeof *w), *conf = malloc((size_t)K * K * sizeof *conf);
     double *est = malloc((size_t)F * sizeof *est), *bs = malloc((size_t)F * Bn * sizeof *bs);
