@@ -13,6 +13,7 @@
  * the browser build does with fetched bytes.
  */
 #include "csasn.h"
+#include "adapt_cmd.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +38,7 @@ static const char *usage_text =
     "             an intermediate tensor of the forward pass (\"input\", \"cnn.tap8\", ...)\n"
     "  preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE\n"
     "             the normalised [3,S,S] input as raw little-endian float32\n"
+    "%s"
     "exit status: 0 ok, 1 a model or image failed, 2 usage error or unreadable file\n";
 
 static int usage(const char *fmt, const char *arg)
@@ -44,7 +46,7 @@ static int usage(const char *fmt, const char *arg)
     fputs("csasn: ", stderr);
     fprintf(stderr, fmt, arg);
     fputs("\n", stderr);
-    fputs(usage_text, stderr);
+    fprintf(stderr, usage_text, csasn_cli_adapt_usage);
     return 2;
 }
 
@@ -627,9 +629,10 @@ int main(int argc, char **argv)
         return usage("%s", "no command given");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        fputs(usage_text, stdout);
+        printf(usage_text, csasn_cli_adapt_usage);
         return 0;
     }
+    if (!strcmp(cmd, "adapt")) return csasn_cli_adapt(argc - 2, argv + 2);   /* its own options (src/cli/adapt_cmd.c) */
     const char *allowed;
     if (!strcmp(cmd, "classify")) allowed = " --model --roi --attention --mask ";
     else if (!strcmp(cmd, "info")) allowed = " --model ";
