@@ -366,6 +366,7 @@ static const char *descriptors(csasn_adapt *a, float *out)
     return NULL;
 }
 
+
 static int group_id(csasn_adapt *a, const char *g)
 {
     for (int i = 0; i < a->n_groups; i++)
@@ -381,10 +382,9 @@ static int group_id(csasn_adapt *a, const char *g)
     return a->n_groups++;
 }
 
-const char *csasn_adapt_add_image(csasn_adapt *a, int cls, const char *group,
-                                  const void *bytes, size_t len, const csasn_roi *roi)
+/* Room for one more sample; NULL or an error. */
+static const char *reserve(csasn_adapt *a, int cls)
 {
-    if (!a || !bytes) return "csasn_adapt_add_image: NULL argument";
     if (a->started) return "images cannot be added once training has started";
     if (cls < 0 || cls >= a->K) return csasn__errf("class index %d out of range (0..%d)", cls, a->K - 1);
     if (a->n >= CSASN_ADAPT_MAX_IMAGES)
@@ -400,10 +400,46 @@ const char *csasn_adapt_add_image(csasn_adapt *a, int cls, const char *group,
         if (!c || !g || !d) return "out of memory caching descriptors";
         a->cap = cap;
     }
+    return NULL;
+}
+
+static const char *append(csasn_adapt *a, int cls, const char *group)
+{
+    char own[32];
+    if (!group) {
+        snprintf(own, sizeof own, "\x01image %d", a->n);   /* cannot collide with a user's group name */
+        group = own;
+    }
+    int g = group_id(a, group);
+    if (g < 0) return "out of memory";
+    a->cls[a->n] = cls;
+    a->grp[a->n] = g;
+    a->n++;
+    return NULL;
+}
+
+const char *csasn_adapt_add_descriptors(csasn_adapt *a, int cls, const char *group, const float *desc)
+{
+    if (!a || !desc) return "csasn_adapt_add_descriptors: NULL argument";
+    const char *e = reserve(a, cls);
+    if (e) return e;
+    size_t k = (size_t)a->V * a->Dt;
+    for (size_t i = 0; i < k; i++)
+        if (!isfinite(desc[i])) return "descriptors contain NaN or infinite values";
+    memcpy(a->desc + (size_t)a->n * k, desc, k * sizeof(float));
+    return append(a, cls, group);
+}
+
+const char *csasn_adapt_add_image(csasn_adapt *a, int cls, const char *group,
+                                  const void *bytes, size_t len, const csasn_roi *roi)
+{
+    if (!a || !bytes) return "csasn_adapt_add_image: NULL argument";
+    const char *e = reserve(a, cls);
+    if (e) return e;
     float *d = a->desc + (size_t)a->n * a->V * a->Dt;
     int iw = 0, ih = 0, S = a->S;
     csasn_result r;
-    const char *e = csasn_preprocess(a->model, bytes, len, roi, a->input, &iw, &ih);
+    e = csasn_preprocess(a->model, bytes, len, roi, a->input, &iw, &ih);
     if (e) return e;
     uint64_t vs = a->o.seed * 0x2545F4914F6CDD1DULL + (uint64_t)a->n * 0x9E3779B97F4A7C15ULL + 17;
     for (int v = 0; v < a->V; v++) {
@@ -435,17 +471,7 @@ const char *csasn_adapt_add_image(csasn_adapt *a, int cls, const char *group,
         if ((e = csasn_forward(a->model, in, &r))) return e;
         if ((e = descriptors(a, d + (size_t)v * a->Dt))) return e;
     }
-    char own[32];
-    if (!group) {
-        snprintf(own, sizeof own, "\x01image %d", a->n);   /* cannot collide with a user's group name */
-        group = own;
-    }
-    int g = group_id(a, group);
-    if (g < 0) return "out of memory";
-    a->cls[a->n] = cls;
-    a->grp[a->n] = g;
-    a->n++;
-    return NULL;
+    return append(a, cls, group);
 }
 
 int csasn_adapt_count(const csasn_adapt *a, int cls)
@@ -465,6 +491,8 @@ void csasn_adapt_descriptors(const csasn_adapt *a, int *n, int *views, int *dim,
     *desc = a ? a->desc : NULL;
     *cls = a ? a->cls : NULL;
 }
+
+const int *csasn_adapt_groups(const csasn_adapt *a) { return a ? a->grp : NULL; }
 
 /* ------------------------------------------------------------------ splits */
 

@@ -186,6 +186,9 @@ void csasn_adapt_free(csasn_adapt *a);
 const char *csasn_adapt_add_image(csasn_adapt *a, int cls, const char *group,
                                   const void *bytes, size_t len, const csasn_roi *roi);
 int csasn_adapt_count(const csasn_adapt *a, int cls);   /* images added to class cls */
+/* An image whose descriptors are already known (views x dim floats, as
+ * csasn_adapt_descriptors gives them, e.g. cached from an earlier run). */
+const char *csasn_adapt_add_descriptors(csasn_adapt *a, int cls, const char *group, const float *desc);
 
 /* One unit of training (an epoch of one cross-validation fold or of the
  * final model). The first call checks the data (every class has an image,
@@ -210,6 +213,8 @@ void csasn_adapt_free_buffer(void *p);
  * (*desc), the class of each image (*cls). */
 void csasn_adapt_descriptors(const csasn_adapt *a, int *n, int *views, int *dim,
                              const float **desc, const int **cls);
+/* The group id of each image (0.., in order of first appearance). */
+const int *csasn_adapt_groups(const csasn_adapt *a);
 
 #ifdef __cplusplus
 }

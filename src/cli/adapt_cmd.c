@@ -3,8 +3,14 @@
  *
  *   csasn adapt --model BASE.csasn --data DIR --out NEW.csasn [--malignant A,B]
  *               [--group REGEX | --groups FILE.csv] [--folds K] [--views N]
- *               [--seed S] [--epochs E] [--name NAME]
+ *               [--seed S] [--epochs E] [--name NAME] [--descriptors FILE]
  *
+ * --from-descriptors FILE reads them back instead of running the feature pass
+ * (the class folders still name the classes); --lr and --batch set AdamW's
+ * peak learning rate and the batch size.
+ * --descriptors writes the cached descriptors (for tests and tools, never
+ * into the model): int32 n, views, dim, then int32 class[n], int32 group[n]
+ * (ids in order of first appearance), then float32 [n][views][dim].
  * DIR/<class>/ holds the images of each class (sub-folders in byte order;
  * hidden entries skipped). Grouping (patients): --group REGEX (POSIX
  * extended) on each file name, the group being the first parenthesised
@@ -225,13 +231,13 @@ static const char *table_group(const group_table *t, const char *cls, const char
 
 int csasn_cli_adapt(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *out = NULL, *malig = NULL, *group_re = NULL, *groups = NULL, *name = NULL;
+    const char *model = NULL, *data = NULL, *out = NULL, *malig = NULL, *group_re = NULL, *groups = NULL, *name = NULL, *dump = NULL, *from = NULL;
     csasn_adapt_options o;
     csasn_adapt_default_options(&o);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char *opts[] = {"--model", "--data", "--out", "--malignant", "--group", "--groups", "--folds",
-                              "--views", "--seed", "--epochs", "--name"};
+                              "--views", "--seed", "--epochs", "--name", "--descriptors", "--from-descriptors", "--lr", "--batch"};
         int k = -1;
         for (int j = 0; j < (int)(sizeof opts / sizeof *opts); j++)
             if (!strcmp(a, opts[j])) k = j;
@@ -257,6 +263,10 @@ int csasn_cli_adapt(int argc, char **argv)
         case 8: o.seed = (uint64_t)n; break;
         case 9: o.epochs = (int)n; break;
         case 10: name = v; break;
+        case 11: dump = v; break;
+        case 12: from = v; break;
+        case 13: o.lr = strtof(v, &end); if (*end || end == v) return fail(2, "%s: not a valid number: '%s'", a, v); break;
+        case 14: o.batch = (int)strtol(v, &end, 10); if (*end || end == v) return fail(2, "%s: not a valid number: '%s'", a, v); break;
         }
     }
     if (!model || !data || !out) return fail(2, "--model, --data and --out are required%s%s", "", "");
@@ -317,7 +327,26 @@ int csasn_cli_adapt(int argc, char **argv)
     /* feature pass */
     double t0 = now_s(), last = t0;
     int done_files = 0, ungrouped = 0;
-    for (int c = 0; c < nc; c++) {
+    if (from) {
+        size_t dl;
+        int32_t *dd = (int32_t *)slurp(from, (size_t)1 << 31, &dl, &err);
+        if (!dd) { rc = fail(2, "cannot read '%s': %s", from, err); goto done; }
+        int n = dl >= 12 ? dd[0] : -1, V = dl >= 12 ? dd[1] : 0, dim = dl >= 12 ? dd[2] : 0;
+        if (n < 0 || V != o.views || dim < 1 || dl != 12 + 8 * (size_t)n + 4 * (size_t)n * V * dim) {
+            free(dd);
+            rc = fail(2, "'%s' is not a descriptor file of this model and view count%s", from, "");
+            goto done;
+        }
+        const float *x = (const float *)(dd + 3 + 2 * n);
+        for (int i = 0; i < n && !e; i++) {
+            char gb[32];
+            snprintf(gb, sizeof gb, "g%d", dd[3 + n + i]);
+            e = csasn_adapt_add_descriptors(ad, dd[3 + i], gb, x + (size_t)i * V * dim);
+        }
+        free(dd);
+        if (e) { rc = fail(1, "%s%s", e, ""); goto done; }
+    }
+    for (int c = 0; c < nc && !from; c++) {
         for (int i = 0; i < nf[c]; i++, done_files++) {
             char path[4096], gbuf[1024];
             snprintf(path, sizeof path, "%s/%s/%s", data, classes[c], files[c][i]);
@@ -361,6 +390,19 @@ int csasn_cli_adapt(int argc, char **argv)
             goto done;
         }
     double t_feat = now_s() - t0;
+    if (dump) {
+        int n, V, dim;
+        const float *d;
+        const int *cl;
+        csasn_adapt_descriptors(ad, &n, &V, &dim, &d, &cl);
+        FILE *df = fopen(dump, "wb");
+        int32_t hd[3] = {n, V, dim};
+        int ok = df && fwrite(hd, 4, 3, df) == 3 && fwrite(cl, 4, (size_t)n, df) == (size_t)n &&
+                 fwrite(csasn_adapt_groups(ad), 4, (size_t)n, df) == (size_t)n &&
+                 fwrite(d, 4, (size_t)n * V * dim, df) == (size_t)n * V * dim;
+        if (df && fclose(df)) ok = 0;
+        if (!ok) { rc = fail(2, "cannot write '%s'%s", dump, ""); goto done; }
+    }
 
     /* training and cross-validation */
     double t1 = now_s(), p = 0.0;
