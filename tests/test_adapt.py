@@ -214,9 +214,11 @@ def torch_step_check(desc_file):
           gerr <= 1e-4 * gscale, f"{gerr} vs scale {gscale}")
     # Updated weights: AdamW's first step moves each weight by -lr * g / (|g| + eps) (plus the
     # decay, which is exact), i.e. by ~lr whatever |g|: where |g| is at float noise level its
-    # sign is arbitrary and both implementations are right. Weights whose gradient is above
-    # 1e-4 of the largest must move the same to 1e-3 * lr; the rest by at most 2 lr.
-    big = np.abs(t_grad) > 1e-4 * gscale
+    # sign is arbitrary and both implementations are right. The gradients agree to ~1e-7 of
+    # the largest (measured above), so weights whose gradient is above 1e-6 of the largest
+    # have the same sign on both sides and must move the same to 1e-3 * lr; the rest (at
+    # the noise level) by at most 2 lr.
+    big = np.abs(t_grad) > 1e-6 * gscale
     derr = np.abs(c_new - t_new)
     check(f"step: updated weights agree ({big.sum()} of {n} to 1e-3 lr, max {derr[big].max() / lr:.2e} lr)",
           derr[big].max() <= 1e-3 * lr + 1e-6 * np.abs(t_new[big]).max(), f"{derr[big].max()}")
