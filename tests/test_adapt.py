@@ -385,6 +385,58 @@ def busi_adaptation():
     return data
 
 
+def node_adaptation():
+    """The same adaptation API in wasm (shell/csasn.js createAdapter), as the page's worker
+    runs it: a small hospital set; the file it writes loads in the CLI with the user's
+    labels, its report has the figures; views and epochs cut to keep it short."""
+    if not os.path.exists(os.path.join(WASM, "csasn.wasm")):
+        return check("node adaptation: build/wasm present", SANITIZED, "run make wasm")
+    data = os.path.join(WORK, "node_hospital")
+    make_folders(data, 4, offset=1)
+    out = os.path.join(WORK, "node-adapted.csasn")
+    classes = sorted(os.listdir(data))
+    files = [[os.path.join(data, c, f) for f in sorted(os.listdir(os.path.join(data, c)))] for c in classes]
+    js = f"""
+const fs = require('fs');
+(async () => {{
+  const api = await import({json.dumps(os.path.join(WASM, 'csasn.js'))});
+  const wasmBinary = fs.readFileSync({json.dumps(os.path.join(WASM, 'csasn.wasm'))});
+  const files = {json.dumps(files)};
+  const a = await api.createAdapter(fs.readFileSync({json.dumps(BASE)}),
+    {{ classes: {json.dumps(classes)}, malignant: ['malignant'], views: 2, epochs: 4, folds: 3, seed: 1 }}, {{ wasmBinary }});
+  const t0 = Date.now();
+  let n = 0, bad = null;
+  files.forEach((fs_, c) => fs_.forEach(f => {{ a.addImage(c, fs.readFileSync(f)); n++; }}));
+  try {{ a.addImage(0, new Uint8Array([1, 2, 3])); }} catch (e) {{ bad = e.code + ': ' + e.message; }}
+  const tFeat = Date.now() - t0;
+  let r, steps = 0, last = -1, monotone = true;
+  do {{ r = a.step(); steps++; if (r.progress < last) monotone = false; last = r.progress; }} while (!r.done);
+  const tTrain = Date.now() - t0 - tFeat;
+  fs.writeFileSync({json.dumps(out)}, a.write('node <adapted>', '2026-01-02'));
+  const rep = a.report();
+  console.log(JSON.stringify({{ n, bad, steps, monotone, progress: r.progress, rep, counts: [0, 1, 2].map(i => a.count(i)),
+                                msPerImage: tFeat / n, msTrain: tTrain }}));
+  a.free();
+}})().catch(e => {{ console.error(e.stack || e.message); process.exit(1); }});
+"""
+    p = subprocess.run(["node", "-e", js], capture_output=True, text=True, timeout=1200)
+    if not check("node adaptation: createAdapter, addImage, step, report, write", p.returncode == 0, p.stderr[-1500:]):
+        return
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"# wasm in node: feature pass {r['msPerImage']:.0f} ms per image (2 views), training {r['msTrain']} ms "
+          f"for {r['steps']} steps", flush=True)
+    check("node adaptation: counts, a refused image reported as an image error, progress monotone to 1",
+          r["counts"] == [4, 4, 4] and (r["bad"] or "").startswith("image") and r["monotone"] and r["progress"] == 1
+          and r["steps"] == 4 * 4, json.dumps(r)[:400])
+    check("node adaptation: report with figures and the confusion matrix",
+          r["rep"] and "macro_f1" in r["rep"] and sum(map(sum, r["rep"]["confusion"])) == 12, json.dumps(r["rep"])[:300])
+    rc, so, se = run(["info", "--model", out])
+    info = json.loads(so) if rc == 0 else {}
+    check("node adaptation: the file it wrote loads in the CLI with the user's labels",
+          rc == 0 and info.get("csasn.labels") == classes and info.get("general.name") == "node <adapted>"
+          and info.get("adapt.date") == "2026-01-02", se[-300:])
+
+
 # ------------------------------------------------------------------- 3. hostile
 
 def small_set(root, classes, per=3, names=None):
@@ -502,6 +554,7 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     busi_adaptation()
+    node_adaptation()
     hostile()
     return exit_code()
 
