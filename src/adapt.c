@@ -117,6 +117,7 @@ void csasn_adapt_default_options(csasn_adapt_options *o)
     o->weight_decay = 0.05f;
     o->val_fraction = 0.17f;
     o->bootstrap = 1000;
+    o->dropout = 0.2f;
 }
 
 static const char *check_options(const csasn_adapt_options *o)
@@ -130,6 +131,7 @@ static const char *check_options(const csasn_adapt_options *o)
     if (!(o->weight_decay >= 0.0f && o->weight_decay < 1.0f)) return "weight_decay must be in [0, 1)";
     if (!(o->val_fraction > 0.0f && o->val_fraction <= 0.5f)) return "val_fraction must be in (0, 0.5]";
     if (o->bootstrap < 100 || o->bootstrap > 100000) return "bootstrap must be in 100..100000";
+    if (!(o->dropout >= 0.0f && o->dropout < 0.9f)) return "dropout must be in [0, 0.9)";
     return NULL;
 }
 
@@ -750,7 +752,12 @@ static void train_epoch(csasn_adapt *a)
         int nb = a->n_fit - s < B ? a->n_fit - s : B;
         for (int b = 0; b < nb; b++) {
             int i = a->order[s + b], v = (int)(rnd(&a->rng) % (uint64_t)a->V);
-            memcpy(a->xb + (size_t)b * Dt, a->desc + ((size_t)i * a->V + v) * Dt, (size_t)Dt * sizeof(float));
+            float *xr = a->xb + (size_t)b * Dt;
+            memcpy(xr, a->desc + ((size_t)i * a->V + v) * Dt, (size_t)Dt * sizeof(float));
+            if (a->o.dropout > 0.0f) {   /* feature dropout, as tools/train_heads.py on its cached maps */
+                float keep = 1.0f / (1.0f - a->o.dropout);
+                for (int k = 0; k < Dt; k++) xr[k] = rnd01(&a->rng) < a->o.dropout ? 0.0f : xr[k] * keep;
+            }
             a->yb[b] = a->cls[i];
             a->ymb[b] = (float)a->malignant[a->cls[i]];
         }

@@ -165,6 +165,7 @@ typedef struct {
     float val_fraction;   /* inner split for early stopping and calibration (default 0.17) */
     int bootstrap;        /* resamples of the 95 % intervals (default 1000) */
     uint64_t seed;        /* default 0 */
+    float dropout;        /* dropout on the cached descriptors while training (default 0.2) */
 } csasn_adapt_options;
 
 void csasn_adapt_default_options(csasn_adapt_options *o);

@@ -6,8 +6,8 @@
  *               [--seed S] [--epochs E] [--name NAME] [--descriptors FILE]
  *
  * --from-descriptors FILE reads them back instead of running the feature pass
- * (the class folders still name the classes); --lr and --batch set AdamW's
- * peak learning rate and the batch size.
+ * (the class folders still name the classes); --lr, --batch and --dropout set
+ * AdamW's peak learning rate, the batch size and the descriptor dropout.
  * --descriptors writes the cached descriptors (for tests and tools, never
  * into the model): int32 n, views, dim, then int32 class[n], int32 group[n]
  * (ids in order of first appearance), then float32 [n][views][dim].
@@ -237,7 +237,7 @@ int csasn_cli_adapt(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char *opts[] = {"--model", "--data", "--out", "--malignant", "--group", "--groups", "--folds",
-                              "--views", "--seed", "--epochs", "--name", "--descriptors", "--from-descriptors", "--lr", "--batch"};
+                              "--views", "--seed", "--epochs", "--name", "--descriptors", "--from-descriptors", "--lr", "--batch", "--dropout"};
         int k = -1;
         for (int j = 0; j < (int)(sizeof opts / sizeof *opts); j++)
             if (!strcmp(a, opts[j])) k = j;
@@ -266,6 +266,7 @@ int csasn_cli_adapt(int argc, char **argv)
         case 11: dump = v; break;
         case 12: from = v; break;
         case 13: o.lr = strtof(v, &end); if (*end || end == v) return fail(2, "%s: not a valid number: '%s'", a, v); break;
+        case 15: o.dropout = strtof(v, &end); if (*end || end == v) return fail(2, "%s: not a valid number: '%s'", a, v); break;
         case 14: o.batch = (int)strtol(v, &end, 10); if (*end || end == v) return fail(2, "%s: not a valid number: '%s'", a, v); break;
         }
     }
