@@ -173,6 +173,7 @@ static int step_mode(const char *in, const char *out)
     fwrite(p, 4, n, w);
     fclose(w);
     csasn__anet_ws_free(ws);
+    free(p); free(g); free(x); free(ym); free(cw); free(m); free(v); free(y); free(yi);
     return 0;
 }
 
