@@ -18,6 +18,11 @@
 //                               image; absent: run on the current one), roi: {x,y,w,h} in image
 //                               pixels or null, preview: true to add result.preview
 //   BENCH     { n, roi }        n timed classifications of the current image, worker-side
+//   ADAPT     { classes, malignant, images, options, name, date }
+//                               on-device adaptation of the loaded model (src/ARCHITECTURE.md
+//                               section 6): classes/malignant: string[]; images: [{ cls, bytes
+//                               (ArrayBuffer, transferred), group (string or null) }];
+//                               options: { folds, views, epochs, seed }; name/date: of the file
 // Replies, worker -> page:
 //   READY     { }               the script runs (sent once, without an id)
 //   MODULE    { module }        the single-thread engine it compiled (sent once, without an
@@ -30,6 +35,13 @@
 //   RESULT    { id, result }    result: csasn.js's classify() result plus engineMemoryBytes
 //                               (the engine's memory after the call, before any recycle)
 //   BENCHED   { id, ms }        ms: number[], one per classification
+//   ADAPT_PROGRESS { id, phase, done, total, progress }
+//                               while an ADAPT runs (any number, same id as its request):
+//                               phase 'features' (done/total images) or 'training' (progress 0..1)
+//   ADAPTED   { id, report, bytes, skipped }
+//                               report: the cross-validated report (csasn_adapt_report_json),
+//                               bytes: ArrayBuffer of the adapted .csasn (transferred),
+//                               skipped: [{ index, message }] images the engine refused
 //   ERROR     { id, code, message }
 //                               code: one of ERR
 export const MSG = Object.freeze({
@@ -37,12 +49,15 @@ export const MSG = Object.freeze({
   LOAD: 'load',
   CLASSIFY: 'classify',
   BENCH: 'bench',
+  ADAPT: 'adapt',
   READY: 'ready',
   MODULE: 'module',
   STARTED: 'started',
   LOADED: 'loaded',
   RESULT: 'result',
   BENCHED: 'benched',
+  ADAPT_PROGRESS: 'adapt-progress',
+  ADAPTED: 'adapted',
   ERROR: 'error',
 });
 
