@@ -113,11 +113,11 @@ void csasn_adapt_default_options(csasn_adapt_options *o)
     o->jitter = 0.04f;
     o->epochs = 30;
     o->batch = 32;
-    o->lr = 1e-3f;
+    o->lr = 2e-3f;
     o->weight_decay = 0.05f;
     o->val_fraction = 0.17f;
     o->bootstrap = 1000;
-    o->dropout = 0.2f;
+    o->dropout = 0.1f;
 }
 
 static const char *check_options(const csasn_adapt_options *o)

@@ -161,11 +161,11 @@ typedef struct {
     int views;            /* views per image: 1 the image, 2 + its mirror, 3.. + ROI jitter (default 2) */
     float jitter;         /* ROI jitter of the extra views, fraction of the box side (default 0.04) */
     int epochs, batch;    /* per training run (default 30, 32) */
-    float lr, weight_decay;   /* AdamW (default 1e-3, 0.05) */
+    float lr, weight_decay;   /* AdamW peak learning rate, weight decay (default 2e-3, 0.05) */
     float val_fraction;   /* inner split for early stopping and calibration (default 0.17) */
     int bootstrap;        /* resamples of the 95 % intervals (default 1000) */
     uint64_t seed;        /* default 0 */
-    float dropout;        /* dropout on the cached descriptors while training (default 0.2) */
+    float dropout;        /* dropout on the cached descriptors while training (default 0.1) */
 } csasn_adapt_options;
 
 void csasn_adapt_default_options(csasn_adapt_options *o);
