@@ -115,6 +115,66 @@ async function main() {
     check('afterwards only the runtime\'s own scripts are fetched (a new standby worker)',
       requests.every(own) && late.every((l) => /^req GET \/wasm\/[a-z-]+\.(js|mjs|wasm) 200$/.test(l)), [...requests, ...late].join(', '));
     check('nothing pending, no page errors', run.pending === 0 && problems.length === 0, problems.join(' | '));
+
+    // The page's "Adapt to your data" view (web/adapt.js): a folder pick of class folders
+    // (one class named with HTML), cancel one run, finish another, read the report, save the
+    // file, use it on an image.
+    const html = '<img src=x onerror=alert(1)>';
+    const hosp = path.join(OUT, 'hospital');
+    fs.rmSync(hosp, { recursive: true, force: true });
+    const folders = { benign: sets[0], malignant: sets[1], [html]: sets[2] };
+    for (const [c, list] of Object.entries(folders)) {
+      fs.mkdirSync(path.join(hosp, c), { recursive: true });
+      for (const f of list) fs.copyFileSync(f, path.join(hosp, c, path.basename(f)));
+    }
+    const pg = await ctx.newPage();
+    const pErr = [];
+    pg.on('pageerror', (e) => pErr.push(String(e)));
+    pg.on('dialog', (d) => { pErr.push(`dialog: ${d.message()}`); d.dismiss(); });
+    await pg.goto(srv.url);
+    await pg.waitForFunction(() => document.querySelector('[data-testid="adapt-base"]').options.length > 0);
+    await pg.locator('[data-testid="adapt-folder"]').setInputFiles(hosp);
+    const names = await pg.$$eval('[data-testid="adapt-count-class"]', (xs) => xs.map((x) => x.textContent));
+    check('page: the folder pick lists the classes, an HTML name as text', JSON.stringify(names) === JSON.stringify([html, 'benign', 'malignant'].sort())
+      && await pg.$$eval('[data-testid="adapt"] img', (xs) => xs.length) === 0, JSON.stringify(names));
+    const pReq = [], pLog = srv.log.length;
+    pg.on('request', (r) => pReq.push({ url: r.url(), method: r.method(), body: r.postData() }));
+    const st = pg.locator('[data-testid="adapt-status"]');
+    await pg.click('[data-testid="adapt-start"]');
+    await pg.waitForFunction(() => /Feature pass/.test(document.querySelector('[data-testid="adapt-status"]').textContent), null, { timeout: 120000 });
+    await pg.click('[data-testid="adapt-cancel"]');
+    await pg.waitForFunction(() => /Cancelled/.test(document.querySelector('[data-testid="adapt-status"]').textContent), null, { timeout: 60000 });
+    check('page: cancel stops a run', /Cancelled/.test(await st.textContent()), await st.textContent());
+    await pg.click('[data-testid="adapt-start"]');
+    const etaSeen = pg.waitForFunction(() => /left/.test(document.querySelector('[data-testid="adapt-status"]').textContent), null, { timeout: 120000 }).then(() => true, () => false);
+    await pg.waitForFunction(() => /^Done|failed/.test(document.querySelector('[data-testid="adapt-status"]').textContent), null, { timeout: 600000 });
+    const status = await st.textContent();
+    const rows = await pg.$$eval('[data-testid="adapt-report-table"] tr', (xs) => xs.map((x) => [...x.children].map((c) => c.textContent)));
+    const cm = await pg.$$eval('[data-testid="adapt-confusion"] tr', (xs) => xs.length);
+    check('page: the run finishes with progress and an ETA shown', /^Done/.test(status) && await etaSeen, status);
+    check('page: report table (a row per class) and confusion matrix', rows.length === 4 && cm === 4 && rows.some((r) => r[0] === html), JSON.stringify(rows));
+    const dl = pg.waitForEvent('download');
+    await pg.click('[data-testid="adapt-save"]');
+    const saved = path.join(OUT, 'page-adapted.csasn');
+    await (await dl).saveAs(saved);
+    const inf = require('child_process').spawnSync(require('./testlib.cjs').CLI, ['info', '--model', saved], { encoding: 'utf8' });
+    let labels = null;
+    try { labels = JSON.parse(inf.stdout)['csasn.labels']; } catch { /* reported below */ }
+    check('page: the saved file loads in the CLI with the classes as text', JSON.stringify(labels) === JSON.stringify([html, 'benign', 'malignant'].sort()), inf.stderr);
+    await pg.click('[data-testid="adapt-use"]');
+    await pg.waitForFunction(() => !document.querySelector('[data-testid="adapt-try"]').hidden);
+    await pg.locator('[data-testid="adapt-try-image"]').setInputFiles(heldOut);
+    await pg.waitForFunction(() => document.querySelectorAll('[data-testid="adapt-try-prob"]').length === 3, null, { timeout: 60000 });
+    const shown = await pg.$$eval('[data-testid="adapt-try-prob"]', (xs) => xs.map((x) => parseFloat(x.textContent)));
+    const refP = cli(saved, heldOut, null).json;
+    check('page: "use this model" classifies an image as the CLI does with the saved file (displayed to 0.1 %)',
+      refP && shown.every((v, i) => Math.abs(v - 100 * refP.probs[i]) <= 0.05 + 1e-3), `${shown} vs ${refP && refP.probs}`);
+    // the view's own client fetches the chosen base model (the site's file) and its worker's
+    // scripts: GETs of this site's runtime and model files only, nothing sent
+    const okReq = pReq.every((r) => r.method === 'GET' && !r.body && /\/(wasm\/[a-z-]+\.(js|mjs|wasm)|weights\/[a-z-]+\.csasn(\?v=[0-9a-f]+)?)$/.test(new URL(r.url).pathname + new URL(r.url).search));
+    check('page: while adapting only GETs of the site\'s own runtime and model files, nothing sent', okReq && pReq.length > 0,
+      pReq.map((r) => `${r.method} ${r.url}`).join(', '));
+    check('page: no page errors, no script from a class name ran', pErr.length === 0, pErr.join(' | '));
   } finally {
     await browser.close();
     srv.proc.kill();

@@ -70,7 +70,7 @@ function renderCounts() {
   const names = [...state.classes.keys()].sort();
   for (const name of names) {
     const tr = el('tr');
-    tr.append(el('td', { 'data-testid': 'adapt-class-name' }, name));
+    tr.append(el('td', { 'data-testid': 'adapt-count-class' }, name));
     const n = state.classes.get(name).length;
     tr.append(el('td', {}, n < 10 ? `${n} (fewer than 10: too few to say much)` : n));
     const td = el('td');
