@@ -272,6 +272,9 @@ int csasn_cli_adapt(int argc, char **argv)
     }
     if (!model || !data || !out) return fail(2, "--model, --data and --out are required%s%s", "", "");
     if (group_re && groups) return fail(2, "give --group or --groups, not both%s%s", "", "");
+    if (o.folds < 2 || o.folds > 20) return fail(2, "--folds must be 2..20%s%s", "", "");
+    if (o.views < 1 || o.views > CSASN_ADAPT_MAX_VIEWS) return fail(2, "--views must be 1..8%s%s", "", "");
+    if (o.epochs < 1 || o.epochs > 1000) return fail(2, "--epochs must be 1..1000%s%s", "", "");
 
     int rc = 1, nc = 0, nm = 0, n_files = 0, n_skipped = 0;
     char **classes = list(data, 1, &nc), **files[CSASN_ADAPT_MAX_CLASSES] = {0};
