@@ -7,8 +7,8 @@
  *    forward pass's own buffers and pooled by the engine's kernel, so they are
  *    exactly what the classifier of the adapted model will see.
  * 2. Training (src/adapt_net.c): the classifier initialised from the base
- *    model, a fresh subtype head for the user's classes, the malignancy head
- *    retrained when some classes are malignant; AdamW with weight decay and a
+ *    model, fresh subtype and malignancy heads (the latter when some classes
+ *    are malignant); AdamW with weight decay and a
  *    one-cycle learning rate, tools/train_heads.py's dynamically weighted
  *    loss (class weights 0.5 sqrt-inverse-frequency + 0.5 (1 - smoothed
  *    validation recall), recomputed every epoch; balanced malignancy BCE;
@@ -292,7 +292,6 @@ const char *csasn_adapt_new(csasn_adapt **out, const void *base, size_t len,
     }
     if ((e = load_into(a, "cls_ln.weight", a->init + a->net.cln_g, sh.E, 0))) FAIL(e);
     if ((e = load_into(a, "cls_ln.bias", a->init + a->net.cln_b, sh.E, 0))) FAIL(e);
-    if (a->has_mal && a->base_has_mal && (e = load_lin(a, "head_malig", &a->net.mal))) FAIL(e);
 
     /* buffers; a check that the forward pass yields the descriptors of these sizes */
     a->S = csasn_input_size(a->model);
@@ -697,12 +696,14 @@ static const char *job_begin(csasn_adapt *a)
     }
     free(tr);
     free(pg);
-    /* parameters: the base classifier, a fresh subtype head (and malignancy
-     * head when the base has none), task log-variances 0 */
+    /* parameters: the base classifier, fresh subtype and malignancy heads (the
+     * user's classes and grouping are new: the base model's malignancy head,
+     * trained on another organ or labelling, made a worse start on both
+     * cross-domain checks, BUSI and DDTI), task log-variances 0 */
     memcpy(a->p, a->init, a->net.n * sizeof(float));
     unsigned long long ir = (unsigned long long)(a->o.seed * 31 + (uint64_t)j * 1315423911ULL + 99) | 1ULL;
     csasn__anet_init_linear(&a->net, a->p, &a->net.sub, &ir);
-    if (a->has_mal && !a->base_has_mal) csasn__anet_init_linear(&a->net, a->p, &a->net.mal, &ir);
+    if (a->has_mal) csasn__anet_init_linear(&a->net, a->p, &a->net.mal, &ir);
     a->p[a->net.logvar] = a->p[a->net.logvar + 1] = 0.0f;
     memset(a->m, 0, a->net.n * sizeof(float));
     memset(a->v, 0, a->net.n * sizeof(float));

@@ -10,7 +10,8 @@
    the same engine descriptors; the descriptors are the engine's own (csasn dump);
    the adapted file loads, shows the user's labels, records its provenance and no file
    name, keeps the lesion mask and attention of the base model exactly, and classifies
-   a held-out image the same in the CLI and node (wasm); determinism for a seed.
+   a held-out image the same in the CLI and node (wasm); determinism for a seed. The same for
+   the breast model on DDTI folders grouped by patient.
 3. Hostile input: empty class folder, one class, corrupt files mixed in, a class whose
    files are all corrupt, a class name with HTML, 10,000 tiny files, the image limit,
    a base model without the classifier's tensors, grouping by regex and by CSV.
@@ -385,6 +386,67 @@ def busi_adaptation():
     return data
 
 
+def ddti_breast_adaptation():
+    """The breast model adapted to DDTI thyroid crops (2 classes, malignant = malignant),
+    grouped by patient (case id, the file-name prefix): the CLI's grouped CV against an
+    independent grouped CV (StratifiedGroupKFold, logistic regression) on its descriptors."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    src = os.path.join(DATA, "ddti", "images")
+    data = os.path.join(WORK, "ddti_hospital")
+    shutil.rmtree(data, ignore_errors=True)
+    per = 8 if SANITIZED else 59   # every benign image DDTI has
+    for c in ("benign", "malignant"):
+        fs = sorted(os.listdir(os.path.join(src, c)))
+        step = max(1, len(fs) // per)
+        os.makedirs(os.path.join(data, c))
+        for f in fs[::step][:per]:
+            os.symlink(os.path.join(src, c, f), os.path.join(data, c, f))
+    out = os.path.join(WORK, "ddti-adapted.csasn")
+    desc = os.path.join(WORK, "ddti.desc")
+    breast = os.path.join(ROOT, "weights", "breast-busi.csasn")
+    extra = ["--malignant", "malignant", "--group", r"^([0-9]+)_", "--descriptors", desc]
+    if SANITIZED:
+        extra += ["--epochs", "3", "--folds", "3"]
+    p = subprocess.run([CLI, "adapt", "--model", breast, "--data", data, "--out", out] + extra, capture_output=True,
+                       text=True, timeout=3600)
+    if not check("ddti: the breast model adapts to DDTI folders grouped by patient", p.returncode == 0, p.stderr[-1000:]):
+        return
+    js = json.loads(p.stdout.strip().splitlines()[-1])
+    cls, grp, x = read_desc(desc)
+    names = [sorted(os.listdir(os.path.join(data, c))) for c in ("benign", "malignant")]
+    want = len(set(f.split("_")[0] for fs in names for f in fs))
+    check(f"ddti: the report counts the patients as groups ({want})", js["cv"]["groups"] == want == len(set(grp.tolist())),
+          f"{js['cv']['groups']} vs {want}")
+    if SANITIZED:
+        return
+    X = x[:, 0].astype(np.float64)
+    prob = np.zeros(len(cls))
+    for tr, te in StratifiedGroupKFold(5, shuffle=True, random_state=0).split(X, cls, grp):
+        m = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced"))
+        m.fit(X[tr], cls[tr])
+        prob[te] = m.predict_proba(X[te])[:, 1]
+    a = auc(cls == 1, prob)
+    ug = np.unique(grp)
+    members = {g: np.nonzero(grp == g)[0] for g in ug}
+    rng = np.random.default_rng(2)
+    vals = []
+    for _ in range(1000):
+        idx = np.concatenate([members[g] for g in rng.choice(ug, len(ug))])
+        v = auc(cls[idx] == 1, prob[idx])
+        if v == v:
+            vals.append(v)
+    a_ci = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+    lo, hi = js["cv"]["malignancy_auc_ci"]
+    print(f"# DDTI (breast model adapted, {len(cls)} images, {want} patients): CLI malignancy AUC "
+          f"{js['cv']['malignancy_auc']:.3f} [{lo:.3f}, {hi:.3f}]; independent grouped CV {a:.3f} "
+          f"[{a_ci[0]:.3f}, {a_ci[1]:.3f}]", flush=True)
+    check("ddti: malignancy AUC of the CLI and of the independent grouped CV agree within their 95% intervals",
+          lo <= a_ci[1] and a_ci[0] <= hi, f"CLI [{lo}, {hi}] vs [{a_ci[0]}, {a_ci[1]}]")
+
+
 def node_adaptation():
     """The same adaptation API in wasm (shell/csasn.js createAdapter), as the page's worker
     runs it: a small hospital set; the file it writes loads in the CLI with the user's
@@ -554,6 +616,7 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     busi_adaptation()
+    ddti_breast_adaptation()
     node_adaptation()
     hostile()
     return exit_code()
