@@ -217,12 +217,10 @@ static const char *table_group(const group_table *t, const char *cls, const char
     char rel[2048];
     snprintf(rel, sizeof rel, "%s/%s", cls, name);
     for (int i = 0; i < t->n; i++) {
-        const char *f = t->file[i], *base = strrchr(f, '/');
-        base = base ? base + 1 : f;
+        const char *f = t->file[i];
         size_t lf = strlen(f), lr = strlen(rel);
         if (!strcmp(f, rel) || !strcmp(f, name) || (lf > lr && f[lf - lr - 1] == '/' && !strcmp(f + lf - lr, rel)))
             return t->group[i];
-        if (!strchr(f, '/') ? 0 : !strcmp(base, name) && 0) return t->group[i];
     }
     return NULL;
 }
