@@ -169,6 +169,16 @@ async function main() {
     const refP = cli(saved, heldOut, null).json;
     check('page: "use this model" classifies an image as the CLI does with the saved file (displayed to 0.1 %)',
       refP && shown.every((v, i) => Math.abs(v - 100 * refP.probs[i]) <= 0.05 + 1e-3), `${shown} vs ${refP && refP.probs}`);
+    // a local .csasn file: refused when corrupt, shown as local when valid
+    const junk = path.join(OUT, 'junk.csasn');
+    fs.writeFileSync(junk, Buffer.from('CSAN not really a model'));
+    await pg.locator('[data-testid="adapt-open"]').setInputFiles(junk);
+    await pg.waitForFunction(() => /refused/.test(document.querySelector('[data-testid="adapt-status"]').textContent), null, { timeout: 60000 });
+    check('page: a corrupt local model file is refused by the loader with its reason', /refused: .+/.test(await st.textContent()), await st.textContent());
+    await pg.locator('[data-testid="adapt-open"]').setInputFiles(saved);
+    await pg.waitForFunction(() => /^Opened/.test(document.querySelector('[data-testid="adapt-status"]').textContent), null, { timeout: 60000 });
+    const shownModel = await pg.textContent('[data-testid="adapt-try-model"]');
+    check('page: a valid local model file opens, marked as not from this site\'s manifest', /local file, not from this site's manifest/.test(shownModel), shownModel);
     // the view's own client fetches the chosen base model (the site's file) and its worker's
     // scripts: GETs of this site's runtime and model files only, nothing sent
     const okReq = pReq.every((r) => r.method === 'GET' && !r.body && /\/(wasm\/[a-z-]+\.(js|mjs|wasm)|weights\/[a-z-]+\.csasn(\?v=[0-9a-f]+)?)$/.test(new URL(r.url).pathname + new URL(r.url).search));
