@@ -206,23 +206,59 @@ static const char *load_groups(const char *path, group_table *t)
         }
         t->file[t->n] = strdup(fv);
         t->group[t->n] = strdup(gv);
+        if (!t->file[t->n] || !t->group[t->n]) { free(t->file[t->n]); free(t->group[t->n]); free(txt); return "out of memory"; }
         t->n++;
     }
     free(txt);
     return NULL;
 }
 
-static const char *table_group(const group_table *t, const char *cls, const char *name)
+/* The table's file column reduced to "<class>/<name>" (its last two path parts) or "<name>",
+ * sorted, so each image is looked up by binary search (20000 files x 20000 rows stays fast). */
+static const char *key_of(const char *f)
+{
+    const char *last = strrchr(f, '/');
+    if (!last) return f;
+    const char *p = last;
+    while (p > f && p[-1] != '/') p--;
+    return p;
+}
+
+static const group_table *sort_table;
+static int cmp_row(const void *x, const void *y)
+{
+    int i = *(const int *)x, j = *(const int *)y;
+    return strcmp(key_of(sort_table->file[i]), key_of(sort_table->file[j]));
+}
+
+static int *index_table(const group_table *t)
+{
+    int *ix = malloc(((size_t)t->n + 1) * sizeof *ix);
+    if (!ix) return NULL;
+    for (int i = 0; i < t->n; i++) ix[i] = i;
+    sort_table = t;
+    qsort(ix, (size_t)t->n, sizeof *ix, cmp_row);
+    return ix;
+}
+
+static const char *find_key(const group_table *t, const int *ix, const char *key)
+{
+    int lo = 0, hi = t->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(key_of(t->file[ix[mid]]), key);
+        if (!c) return t->group[ix[mid]];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+static const char *table_group(const group_table *t, const int *ix, const char *cls, const char *name)
 {
     char rel[2048];
     snprintf(rel, sizeof rel, "%s/%s", cls, name);
-    for (int i = 0; i < t->n; i++) {
-        const char *f = t->file[i];
-        size_t lf = strlen(f), lr = strlen(rel);
-        if (!strcmp(f, rel) || !strcmp(f, name) || (lf > lr && f[lf - lr - 1] == '/' && !strcmp(f + lf - lr, rel)))
-            return t->group[i];
-    }
-    return NULL;
+    const char *g = find_key(t, ix, rel);
+    return g ? g : find_key(t, ix, name);
 }
 
 /* --------------------------------------------------------------- command */
@@ -283,6 +319,7 @@ int csasn_cli_adapt(int argc, char **argv)
     size_t base_len = 0;
     csasn_adapt *ad = NULL;
     group_table gt = {0};
+    int *gix = NULL;
     regex_t re;
     int have_re = 0;
     void *file = NULL;
@@ -319,6 +356,7 @@ int csasn_cli_adapt(int argc, char **argv)
         have_re = 1;
     }
     if (groups && (e = load_groups(groups, &gt))) { rc = fail(2, "%s%s", e, ""); goto done; }
+    if (groups && !(gix = index_table(&gt))) { rc = fail(1, "out of memory%s%s", "", ""); goto done; }
     const char *err;
     if (!(base = slurp(model, CSASN_MAX_MODEL_BYTES, &base_len, &err))) { rc = fail(2, "cannot read model '%s': %s", model, err); goto done; }
     if ((e = csasn_adapt_new(&ad, base, base_len, (const char *const *)classes, nc, (const char *const *)mal_names, nm, &o))) {
@@ -364,7 +402,7 @@ int csasn_cli_adapt(int argc, char **argv)
                     ungrouped++;
                 }
             } else if (groups) {
-                if (!(g = table_group(&gt, classes[c], files[c][i]))) ungrouped++;
+                if (!(g = table_group(&gt, gix, classes[c], files[c][i]))) ungrouped++;
             }
             size_t len;
             unsigned char *img = slurp(path, CSASN_MAX_IMAGE_BYTES, &len, &err);
@@ -457,6 +495,7 @@ done:
     for (int i = 0; i < gt.n; i++) { free(gt.file[i]); free(gt.group[i]); }
     free(gt.file);
     free(gt.group);
+    free(gix);
     for (int c = 0; c < nc && c < CSASN_ADAPT_MAX_CLASSES; c++) if (files[c]) free_list(files[c], nf[c]);
     if (classes) free_list(classes, nc);
     return rc;
