@@ -62,7 +62,7 @@ WASM_CFLAGS := -msimd128 -DNDEBUG -std=c11 -Wall -Wextra -Wno-unused-parameter \
 # 205 KB, kernels + model -O3 157 KB, this mix 144 KB at the same speed (the model at -Os: no
 # change in the b0-ti latency; model_forward.c alone at -O3: +8 KB, thyroid-ddti latency the
 # same within noise), all -Os 110 KB but ~1.6x slower.
-WASM_OS    := image format error model_load model_forward model_debug
+WASM_OS    := image format error model_load model_forward model_debug report
 WASM_OPT   = $(if $(filter $(WASM_OS),$*),-Os,-O3)
 WASM_LDFLAGS := -O3 -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createCsasnModule \
                 -sENVIRONMENT=web,worker -sALLOW_MEMORY_GROWTH -sFILESYSTEM=0 \
@@ -72,7 +72,7 @@ WASM_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj-wasm/%.o) $(BUILD)/obj-wasm/exports
 # protocol they share, the downloads and the manifest reader.
 SHELL_JS   := csasn.js worker.js client.js protocol.js fetch.js manifest.js
 wasm: $(WASM_DIR)/csasn.mjs $(WASM_DIR)/csasn.wasm $(SHELL_JS:%=$(WASM_DIR)/%) \
-      $(WASM_DIR)/csasn-mt.mjs
+      $(WASM_DIR)/csasn-mt.mjs $(WASM_DIR)/csasn-relaxed.mjs $(WASM_DIR)/csasn-relaxed-mt.mjs
 
 $(BUILD)/obj-wasm/%.o: src/%.c $(HDRS) | $(BUILD)/obj-wasm/kernels
 	NODE_PATH=/usr/share/nodejs $(EMCC) $(WASM_OPT) $(WASM_CFLAGS) -c $< -o $@
@@ -114,6 +114,43 @@ $(WASM_DIR)/csasn-mt.mjs $(WASM_DIR)/csasn-mt.wasm $(WASM_DIR)/csasn-mt.worker.j
 
 $(WASM_DIR):
 	mkdir -p $@
+
+# The relaxed-SIMD engine -> build/wasm/csasn-relaxed.{mjs,wasm}: the same sources, but the kernels
+# (src/kernels/*.c, the only code with V4_MADD) compiled by Debian's clang-19 with -mrelaxed-simd,
+# so their multiply-adds become f32x4.relaxed_madd (one FMA in V8 where the CPU has one; emcc
+# 3.1.6's clang 14 cannot emit it). The rest are the simd128 build's own objects. emcc's wasm-ld
+# links the clang-19 objects fine; its binaryen (version 108) rejects the opcodes, so this link
+# stays at -O1 with WASM_BIGINT, where emcc runs no wasm-opt pass at all
+# (ERROR_ON_WASM_CHANGES_AFTER_LINK fails the build if that ever changes). The clang-19 flags are
+# the ones emcc passes its own clang (emcc -v), plus -mrelaxed-simd. shell/csasn.js picks this
+# engine when WebAssembly.validate accepts a relaxed opcode and its known-answer self-test passes.
+CLANG_RELAXED ?= clang-19
+RELAXED_CFLAGS := -target wasm32-unknown-emscripten --sysroot=/usr/share/emscripten/cache/sysroot \
+                  -Xclang -iwithsysroot/include/compat -DEMSCRIPTEN -D__EMSCRIPTEN_major__=3 \
+                  -D__EMSCRIPTEN_minor__=1 -D__EMSCRIPTEN_tiny__=6 -Dunix -D__unix -D__unix__ \
+                  -fignore-exceptions -fvisibility=default -mllvm -combiner-global-alias-analysis=false \
+                  -mllvm -disable-lsr -O3 -mrelaxed-simd $(WASM_CFLAGS)
+RELAXED_OBJ := $(filter-out $(BUILD)/obj-wasm/kernels/%,$(WASM_OBJ)) \
+               $(KERNEL_SRC:src/%.c=$(BUILD)/obj-relaxed/%.o)
+
+$(BUILD)/obj-relaxed/%.o: src/%.c $(HDRS) | $(BUILD)/obj-relaxed/kernels
+	$(CLANG_RELAXED) $(RELAXED_CFLAGS) -c $< -o $@
+
+$(WASM_DIR)/csasn-relaxed.mjs $(WASM_DIR)/csasn-relaxed.wasm &: $(RELAXED_OBJ) | $(WASM_DIR)
+	NODE_PATH=/usr/share/nodejs $(EMCC) $(RELAXED_OBJ) $(filter-out -O3,$(WASM_LDFLAGS)) -O1 -sWASM_BIGINT \
+	  -sERROR_ON_WASM_CHANGES_AFTER_LINK -o $(WASM_DIR)/csasn-relaxed.mjs
+
+# Its two-thread variant, as csasn-mt is to csasn (the threaded build's objects, relaxed kernels).
+RELAXED_MT_OBJ := $(filter-out $(BUILD)/obj-wasm-mt/kernels/%,$(WASM_MT_OBJ)) \
+                  $(KERNEL_SRC:src/%.c=$(BUILD)/obj-relaxed-mt/%.o)
+
+$(BUILD)/obj-relaxed-mt/%.o: src/%.c $(HDRS) | $(BUILD)/obj-relaxed-mt/kernels
+	$(CLANG_RELAXED) $(RELAXED_CFLAGS) $(WASM_MT_CFLAGS) -c $< -o $@
+
+$(WASM_DIR)/csasn-relaxed-mt.mjs $(WASM_DIR)/csasn-relaxed-mt.wasm $(WASM_DIR)/csasn-relaxed-mt.worker.js &: $(RELAXED_MT_OBJ) | $(WASM_DIR)
+	NODE_PATH=/usr/share/nodejs $(EMCC) $(RELAXED_MT_OBJ) $(filter-out -O3,$(WASM_LDFLAGS)) -O1 -sWASM_BIGINT \
+	  -sERROR_ON_WASM_CHANGES_AFTER_LINK -pthread -sPTHREAD_POOL_SIZE=1 -sPTHREAD_POOL_DELAY_LOAD=1 \
+	  -Wno-pthreads-mem-growth -o $(WASM_DIR)/csasn-relaxed-mt.mjs
 
 # `make serve [PORT=8000]`: build everything, then serve web/ on localhost (tools/serve.mjs).
 PORT ?= 8000
@@ -238,7 +275,8 @@ $(ASAN_DIR)/tests:
 
 # Object folders: the library's objects mirror src/ (src/kernels/*.c -> obj*/kernels/*.o).
 $(BUILD)/obj/kernels $(BUILD)/obj-wasm/kernels $(BUILD)/obj-wasm-mt/kernels $(FUZZ_DIR)/obj/kernels \
-$(ASAN_DIR)/obj/kernels:
+$(ASAN_DIR)/obj/kernels $(BUILD)/obj-wasm $(BUILD)/obj-wasm-mt $(BUILD)/obj-relaxed/kernels \
+$(BUILD)/obj-relaxed-mt/kernels:
 	mkdir -p $@
 
 asan-build: $(ASAN_DIR)/csasn $(ASAN_TESTS)

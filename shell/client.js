@@ -31,7 +31,10 @@ function toU8(bytes, what) {
 const transferable = (u8) => u8.slice().buffer;
 
 /** options.workerUrl: worker.js (default: next to this file); options.standby: false to keep
- *  no standby worker (cancel() then starts a fresh worker, fetching its scripts). */
+ *  no standby worker (cancel() then starts a fresh worker, fetching its scripts);
+ *  options.engine: 'auto' (default: relaxed SIMD where the browser runs it correctly, else
+ *  simd128), 'relaxed' or 'simd128' (see worker.js); load() reports the one in use as
+ *  timing.kernels. */
 export function createClient(options = {}) {
   return new CsasnClient(options);
 }
@@ -83,8 +86,9 @@ Port.nextId = 1;
 class CsasnClient {
   constructor(options) {
     this._url = options.workerUrl ? new URL(options.workerUrl) : new URL('./worker.js', import.meta.url);
+    if (options.engine && options.engine !== 'auto') this._url.searchParams.set('engine', String(options.engine));
     this._wantStandby = options.standby !== false;
-    this._module = null;   // WebAssembly.Module of csasn.wasm, posted by the first worker
+    this._module = null;   // { module, relaxed }: the compiled single-thread engine, posted by the first worker
     this._model = null;    // { data: Uint8Array, sha256, info }: the loaded model, kept for a replacement worker
     this._image = null;    // Uint8Array: the current image
     this._download = null; // AbortController of the model download in progress
@@ -207,6 +211,22 @@ class CsasnClient {
                   name: spec.name || '', date: spec.date || '' };
     const r = await port.send(msg, images.map((im) => im.bytes), onProgress || null);
     return { report: r.report, bytes: new Uint8Array(r.bytes), skipped: r.skipped };
+  }
+
+  /** The exam report of the loaded model, built in the worker by src/report.c (the bytes
+   *  `csasn report` writes for the same inputs). images: [{ name, nodule, view, roi, probs,
+   *  malignancy, image: {w, h}, sizeMm }]; options: { date: YYYY-MM-DDThh:mm:ssZ (default now),
+   *  fhir: true for the FHIR R4 Bundle } -> the document's text. */
+  async report(images, { date = null, fhir = false } = {}) {
+    this._alive();
+    if (!this._model) throw new CsasnError(ERR.STATE, 'no model is loaded');
+    const d = date || new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const plain = (images || []).map((im) => ({
+      name: im.name, nodule: im.nodule || null, view: im.view || null, roi: im.roi || null,
+      probs: Array.from(im.probs || []), malignancy: im.malignancy ?? null,
+      image: im.image ? { w: im.image.w, h: im.image.h } : null, sizeMm: typeof im.sizeMm === 'number' ? im.sizeMm : null,
+    }));
+    return (await this._ready().send({ type: MSG.REPORT, images: plain, date: d, fhir: !!fhir })).text;
   }
 
   /** { name, labels, malignant, inputSize, meta } of the loaded model (csasn.js info()). */

@@ -3,12 +3,18 @@
 //   import { createClassifier } from './csasn.js';
 //   const c = await createClassifier(modelBytes, { wasmBinary });
 //   const r = await c.classify(imageBytes, { roi: { x, y, w, h } });
-//   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model }
+//   // r = { labels, probs, logits, top, label, malignancy, attention, mask, image, roi, ms, model,
+//   //       region: { x, y, w, h } the part of the image the model read (its region rule),
+//   //       descriptors: [{ name, labels, probs, top, label }] one per descriptor head }
 //   // ({ preview: true } adds r.preview, the engine's gray picture of the image)
 //   c.info(); c.free();
 //
 //   // or: one engine for several models (the worker does this), warmed up while a model loads
 //   const e = await createEngine({ wasmModule, threads });   // threads: csasn-mt.* (2 threads)
+//   // relaxed: csasn-relaxed.* (csasn-relaxed-mt.* with threads), the kernels' multiply-adds
+//   // fused (f32x4.relaxed_madd); used only if relaxedSimdSupported() and after its self-test
+//   const best = await createBestEngine({ kind: 'auto' });  // or 'relaxed' / 'simd128'
+//   best.kernels; // "wasm-relaxed-simd" or "wasm-simd128"
 //   e.warmup(1);
 //   const c2 = await createClassifier(modelBytes, { engine: e });
 //
@@ -32,8 +38,15 @@ import { CsasnError, ERR } from './protocol.js';
 const R = {
   nClasses: 0, top: 1, hasMalignancy: 2, malignancy: 3, probs: 4, logits: 5,
   attention: 6, attH: 7, attW: 8, mask: 9, maskH: 10, maskW: 11, imageW: 12, imageH: 13,
+  // region geometry and descriptor heads
+  regionX: 14, regionY: 15, regionW: 16, regionH: 17, nDescriptors: 18, descriptors: 19,
 };
-const RESULT_BYTES = 14 * 4;
+const RESULT_BYTES = 20 * 4;
+// Word offsets of csasn_descriptor (src/csasn.h), the entries result.descriptors points at.
+const D = { name: 0, nLabels: 1, labels: 2, probs: 3, top: 4 };
+const DESCRIPTOR_BYTES = 5 * 4;
+/** The same for one descriptor head's entry. */
+export const DESCRIPTOR_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entries(D).map(([k, w]) => [k, 4 * w])), sizeof: DESCRIPTOR_BYTES });
 /** The layout this file reads: field -> byte offset, plus the struct size (tests print it). */
 export const RESULT_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entries(R).map(([k, w]) => [k, 4 * w])), sizeof: RESULT_BYTES });
 
@@ -41,23 +54,31 @@ export const RESULT_LAYOUT = Object.freeze({ ...Object.fromEntries(Object.entrie
 // then sizeof. Any difference means this file would read one field as another. Exported for
 // tests/test_wasm_node.cjs, which also shows it refusing a drifted layout.
 export function checkResultLayout(mod) {
-  const names = Object.keys(R);
+  const got = checkLayout(mod, '_csasn_wasm_result_layout', 'csasn_wasm_result', R, RESULT_BYTES);
+  // csasn_descriptor likewise (an engine without descriptor heads has no such export: refused)
+  checkLayout(mod, '_csasn_wasm_descriptor_layout', 'csasn_descriptor', D, DESCRIPTOR_BYTES);
+  return got;
+}
+
+function checkLayout(mod, fn, what, words, bytes) {
+  const names = Object.keys(words);
   const n = names.length + 1;
+  if (typeof mod[fn] !== 'function') throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on ${what}: the engine has no ${fn.slice(1)}`);
   const p = mod._csasn_wasm_alloc(4 * n);
   if (!p) throw new CsasnError(ERR.INTERNAL, 'out of memory checking the result layout');
   let got, total;
   try {
-    total = mod._csasn_wasm_result_layout(p, n);
+    total = mod[fn](p, n);
     got = Array.from(mod.HEAP32.slice(p >> 2, (p >> 2) + n));
   } finally {
     mod._csasn_wasm_free(p);
   }
-  const want = [...names.map((k) => 4 * R[k]), RESULT_BYTES];
+  const want = [...names.map((k) => 4 * words[k]), bytes];
   const bad = [];
   if (total !== n) bad.push(`${total} values for ${n}`);
   names.forEach((k, i) => { if (got[i] !== want[i]) bad.push(`${k} at ${got[i]}, read at ${want[i]}`); });
-  if (got[n - 1] !== RESULT_BYTES) bad.push(`sizeof ${got[n - 1]}, read as ${RESULT_BYTES}`);
-  if (bad.length) throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on csasn_wasm_result: ${bad.join('; ')}`);
+  if (got[n - 1] !== bytes) bad.push(`sizeof ${got[n - 1]}, read as ${bytes}`);
+  if (bad.length) throw new CsasnError(ERR.INTERNAL, `engine and csasn.js disagree on ${what}: ${bad.join('; ')}`);
   return got;
 }
 
@@ -66,6 +87,16 @@ const INT32_MIN = -2147483648, INT32_MAX = 2147483647;
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+// The NUL-terminated UTF-8 string at p in the engine's memory (null for p = 0).
+function cString(mod, p, decoder = new TextDecoder('utf-8')) {
+  if (!p) return null;
+  const h = mod.HEAPU8;
+  let e = p;
+  while (h[e] !== 0) e++;
+  // slice, not subarray: TextDecoder refuses views of the threaded build's shared memory
+  return decoder.decode(h.slice(p, e));
+}
 
 function toU8(bytes, what) {
   if (bytes instanceof Uint8Array) return bytes;
@@ -98,15 +129,51 @@ export async function createClassifier(modelBytes, options = {}) {
   return new Classifier(engine, model, !options.engine);
 }
 
+// The smallest module that uses a relaxed-SIMD instruction: () -> v128 returning
+// f32x4.relaxed_madd(v128.const 0, v128.const 0, v128.const 0). A runtime without relaxed SIMD
+// (node 20 without --experimental-wasm-relaxed-simd, older browsers) does not validate it.
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,       // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,             // types: () -> v128
+  0x03, 0x02, 0x01, 0x00,                               // one function of type 0
+  0x0a, 0x3d, 0x01, 0x3b, 0x00,                         // code: one body of 59 bytes, no locals
+  0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x0c, ...new Array(16).fill(0),
+  0xfd, 0x0c, ...new Array(16).fill(0),                 // three v128.const 0
+  0xfd, 0x85, 0x02,                                     // f32x4.relaxed_madd (0xfd 0x105)
+  0x0b,                                                 // end
+]);
+
+/** Whether this runtime can run the relaxed-SIMD engine at all (it may still fail its
+ *  self-test: createEngine({ relaxed: true }) runs it). */
+export function relaxedSimdSupported() {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// The engine files: simd128 (every browser with wasm SIMD) or relaxed, one thread or two.
+export const engineFile = (relaxed, threads) => `./csasn${relaxed ? '-relaxed' : ''}${threads ? '-mt' : ''}`;
+
 /** Instantiates the engine alone (same options as createClassifier): the worker does it while
- *  the model downloads, warms it up, then loads each model it is given into it. */
+ *  the model downloads, warms it up, then loads each model it is given into it.
+ *  options.relaxed: the relaxed-SIMD build (wasmBinary / wasmModule must then be its .wasm);
+ *  it runs its kernels' known-answer self-test first and rejects if the runtime fails it. */
 export async function createEngine(options = {}) {
   let create = createCsasnModule;
-  if (options.threads) {
-    if (typeof SharedArrayBuffer === 'undefined') {
-      throw new CsasnError(ERR.INTERNAL, 'the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
-    }
-    create = (await import('./csasn-mt.mjs')).default;
+  if (options.threads && typeof SharedArrayBuffer === 'undefined') {
+    throw new CsasnError(ERR.INTERNAL, 'the threaded engine needs SharedArrayBuffer (a cross-origin isolated page)');
+  }
+  if (options.relaxed && !relaxedSimdSupported()) {
+    throw new CsasnError(ERR.INTERNAL, 'this runtime has no relaxed SIMD (WebAssembly.validate refused a relaxed opcode)');
+  }
+  const file = engineFile(!!options.relaxed, !!options.threads);
+  if (options.threads || options.relaxed) {
+    // The file names are spelled out so that bundlers can see them.
+    const glue = options.relaxed ? (options.threads ? import('./csasn-relaxed-mt.mjs') : import('./csasn-relaxed.mjs'))
+      : import('./csasn-mt.mjs');
+    create = (await glue).default;
   }
   const quiet = () => {};
   const cfg = { print: quiet, printErr: quiet };
@@ -121,13 +188,17 @@ export async function createEngine(options = {}) {
     };
   } else {
     cfg.wasmBinary = options.wasmBinary ? toU8(options.wasmBinary, 'wasmBinary')
-      : await defaultWasmBinary(options.threads ? './csasn-mt.wasm' : './csasn.wasm');
+      : await defaultWasmBinary(file + '.wasm');
   }
   // The glue's own promise never settles if instantiation fails inside the hook.
   const mod = await Promise.race([create(cfg), instantiateFailed]);
   const engine = new Engine(mod, options.threads ? 2 : 1);
   try {
     engine.resultLayout = checkResultLayout(mod);
+    engine.kernels = cString(mod, mod._csasn_wasm_kernels_name());
+    if (options.relaxed && mod._csasn_wasm_selftest() !== 0) {
+      throw new CsasnError(ERR.INTERNAL, cString(mod, mod._csasn_wasm_error()) || 'the relaxed-SIMD engine failed its self-test');
+    }
   } catch (e) {
     engine.close();
     throw e;
@@ -135,11 +206,40 @@ export async function createEngine(options = {}) {
   return engine;
 }
 
+/** The fastest engine this runtime runs correctly. options.kind: 'auto' (default: relaxed
+ *  when supported and its self-test passes, else simd128), 'relaxed' (that or a rejection) or
+ *  'simd128'. Pass options.wasmBinaries = { relaxed, simd128 } (bytes) to skip the file reads;
+ *  the other createEngine options (threads) apply. The engine's .fallback says why auto did
+ *  not take the relaxed one, when it did not. */
+export async function createBestEngine(options = {}) {
+  const kind = options.kind || 'auto';
+  if (!['auto', 'relaxed', 'simd128'].includes(kind)) {
+    throw new CsasnError(ERR.STATE, `the engine kind must be 'auto', 'relaxed' or 'simd128', not ${JSON.stringify(kind)}`);
+  }
+  const bins = options.wasmBinaries || {};
+  let fallback = null;
+  if (kind === 'relaxed' || (kind === 'auto' && relaxedSimdSupported())) {
+    try {
+      return await createEngine({ ...options, relaxed: true, wasmBinary: bins.relaxed });
+    } catch (e) {
+      if (kind === 'relaxed') throw e;
+      fallback = String((e && e.message) || e);
+    }
+  } else if (kind === 'auto') {
+    fallback = 'no relaxed SIMD in this runtime';
+  }
+  const e = await createEngine({ ...options, relaxed: false, wasmBinary: bins.simd128 });
+  if (fallback) e.fallback = fallback;
+  return e;
+}
+
 class Engine {
   constructor(mod, threads) {
     this._m = mod;
     this.threads = threads;
+    this.kernels = null; // "wasm-simd128" or "wasm-relaxed-simd"
   }
+
 
   /** Runs every hot kernel on scratch data `rounds` times, so that the JIT optimises them
    *  before the first real image (V8 starts wasm in a baseline tier). Synchronous: call it in
@@ -192,12 +292,7 @@ class Classifier {
   }
 
   _str(p) {
-    if (!p) return null;
-    const h = this._m.HEAPU8;
-    let e = p;
-    while (h[e] !== 0) e++;
-    // slice, not subarray: TextDecoder refuses views of the threaded build's shared memory
-    return this._decoder.decode(h.slice(p, e));
+    return cString(this._m, p, this._decoder);
   }
 
   _lastError() {
@@ -221,7 +316,11 @@ class Classifier {
     if (js) {
       try { meta = JSON.parse(js); } catch { meta = null; }
     }
-    return { name: this._str(m._csasn_wasm_name(h)), labels, malignant, inputSize: m._csasn_wasm_input_size(h), meta };
+    // region rule and descriptor heads (csasn_model_info_json adds "region"; the heads are file keys)
+    const region = meta && meta.region ? meta.region : { mode: 'stretch', margin: 0, fill: 0 };
+    const heads = meta && Array.isArray(meta['heads.descriptors']) ? meta['heads.descriptors'] : [];
+    const descriptors = heads.map((name) => ({ name, labels: meta['descriptor.' + name] || [] }));
+    return { name: this._str(m._csasn_wasm_name(h)), labels, malignant, inputSize: m._csasn_wasm_input_size(h), meta, region, descriptors };
   }
 
   // Copies a result out of wasm memory (its buffers are reused by the next call).
@@ -237,6 +336,19 @@ class Classifier {
     const maskH = I[w + R.maskH], maskW = I[w + R.maskW];
     const att = f32(I[w + R.attention], attH * attW);
     const mask = f32(I[w + R.mask], maskH * maskW);
+    // region geometry and descriptor heads
+    const regionW = I[w + R.regionW], regionH = I[w + R.regionH];
+    const region = regionW > 0 ? { x: I[w + R.regionX], y: I[w + R.regionY], w: regionW, h: regionH } : null;
+    const descriptors = [];
+    const nd = I[w + R.nDescriptors], dp = I[w + R.descriptors] >> 2;
+    for (let i = 0; i < nd && dp; i++) {
+      const e = dp + i * (DESCRIPTOR_BYTES >> 2);
+      const nl = I[e + D.nLabels], lp = I[e + D.labels] >> 2;
+      const labels = [];
+      for (let k = 0; k < nl; k++) labels.push(this._str(I[lp + k]));
+      const dtop = I[e + D.top];
+      descriptors.push({ name: this._str(I[e + D.name]), labels, probs: Array.from(f32(I[e + D.probs], nl)), top: dtop, label: labels[dtop] });
+    }
     return {
       labels: this._info.labels.slice(),
       probs,
@@ -248,6 +360,8 @@ class Classifier {
       mask: mask ? { w: maskW, h: maskH, data: mask } : null,
       image: { w: I[w + R.imageW], h: I[w + R.imageH] },
       roi,
+      region,
+      descriptors,
       ms,
       model: this._info.name,
     };
@@ -313,6 +427,24 @@ class Classifier {
     }
   }
 
+  /** The region { x, y, w, h } of a w x h upright image that the model reads for roi (null: the
+   *  whole image): what classify() reports as result.region, without classifying. */
+  region(imageW, imageH, roi = null) {
+    this._alive();
+    const m = this._m;
+    const out = m._csasn_wasm_alloc(16);
+    if (!out) throw new CsasnError(ERR.INTERNAL, 'out of memory');
+    try {
+      const rc = roi ? m._csasn_wasm_region(this._h, imageW, imageH, 1, roi.x, roi.y, roi.w, roi.h, out)
+                     : m._csasn_wasm_region(this._h, imageW, imageH, 0, 0, 0, 0, 0, out);
+      if (rc !== 0) throw new CsasnError(ERR.IMAGE, this._lastError() || 'bad region');
+      const v = m.HEAP32.slice(out >> 2, (out >> 2) + 4);
+      return { x: v[0], y: v[1], w: v[2], h: v[3] };
+    } finally {
+      m._csasn_wasm_free(out);
+    }
+  }
+
   /** Forward pass on a preprocessed input Float32Array [3][S][S] (planar, normalised). */
   async forward(input) {
     return this.forwardSync(input);
@@ -369,7 +501,54 @@ class Classifier {
     return s ? JSON.parse(s) : null;
   }
 
-  /** { name, labels, malignant: bool[], inputSize, meta: the file's metadata } */
+  // ---- exam report (src/report.c through shell/exports.c): the same C as `csasn report`.
+  /** images: [{ name, nodule?, view?, roi?, probs, malignancy, image: {w, h}, sizeMm? }] (probs and
+   *  malignancy as classify() returned them); options: { sha256 (of this model file), date
+   *  (YYYY-MM-DDThh:mm:ssZ), fhir: true for the FHIR R4 Bundle } -> the document's text. */
+  report(images, { sha256, date, fhir = false } = {}) {
+    this._alive();
+    if (!Array.isArray(images)) throw new CsasnError(ERR.STATE, 'report: images must be an array');
+    const m = this._m;
+    const enc = new TextEncoder();
+    const held = [];
+    const cstr = (s) => {
+      if (s === null || s === undefined) return 0;
+      const p = this._copyIn(enc.encode(String(s) + '\0'));
+      held.push(p);
+      return p;
+    };
+    let r = 0;
+    try {
+      r = m._csasn_wasm_report_new(this._h, cstr(sha256 || ''), cstr(date || ''));
+      if (!r) throw new CsasnError(ERR.STATE, this._lastError() || 'report failed');
+      for (const im of images) {
+        const probs = Float32Array.from(im.probs || []);
+        const pp = this._copyIn(new Uint8Array(probs.buffer));
+        held.push(pp);
+        const roi = im.roi || null;
+        if (roi) {
+          for (const k of ['x', 'y', 'w', 'h']) {
+            if (!Number.isInteger(roi[k]) || roi[k] < INT32_MIN || roi[k] > INT32_MAX) throw new CsasnError(ERR.STATE, `report: ${im.name}: roi.${k} must be an int32 (got ${roi[k]})`);
+          }
+        }
+        const hasM = im.malignancy !== null && im.malignancy !== undefined;
+        const size = typeof im.sizeMm === 'number' ? im.sizeMm : NaN;
+        const rc = m._csasn_wasm_report_add(r, cstr(im.name || ''), cstr(im.nodule || null), cstr(im.view || null),
+          roi ? 1 : 0, roi ? roi.x : 0, roi ? roi.y : 0, roi ? roi.w : 0, roi ? roi.h : 0,
+          pp, probs.length, hasM ? 1 : 0, hasM ? im.malignancy : 0, im.image ? im.image.w : 0, im.image ? im.image.h : 0, size);
+        if (rc !== 0) throw new CsasnError(ERR.STATE, `${im.name}: ${this._lastError()}`);
+      }
+      const out = m._csasn_wasm_report_json(r, fhir ? 1 : 0);
+      if (!out) throw new CsasnError(ERR.INTERNAL, this._lastError() || 'report failed');
+      return this._str(out);
+    } finally {
+      if (r) m._csasn_wasm_report_free(r);
+      for (const p of held) m._csasn_wasm_free(p);
+    }
+  }
+
+  /** { name, labels, malignant: bool[], inputSize, meta: the file's metadata,
+   *    region: { mode, margin, fill }, descriptors: [{ name, labels }] } */
   info() {
     this._alive();
     return JSON.parse(JSON.stringify(this._info));
@@ -392,7 +571,7 @@ class Classifier {
 }
 
 // ------------------------------------------------------------------ adaptation
-// On-device adaptation (csasn_adapt_* in src/csasn.h, src/ARCHITECTURE.md section 6): the
+// On-device adaptation (csasn_adapt_* in src/csasn.h, src/ARCHITECTURE.md section 9): the
 // worker feeds the images one by one (addImage: the feature pass of one image, all views),
 // then calls step() until done (one epoch of one fold per call, so it can report progress and
 // be cancelled between calls), reads the cross-validated report and writes the new file.

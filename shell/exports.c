@@ -43,11 +43,22 @@ typedef struct {
     int32_t mask_w;           /* 11 */
     int32_t image_w;          /* 12 */
     int32_t image_h;          /* 13 */
+    /* ---- region geometry and descriptor heads ---- */
+    int32_t region_x;         /* 14 the region the input shows, upright pixels */
+    int32_t region_y;         /* 15 */
+    int32_t region_w;         /* 16 0 from csasn_wasm_forward */
+    int32_t region_h;         /* 17 */
+    int32_t n_descriptors;    /* 18 */
+    const csasn_descriptor *descriptors;   /* 19 [n_descriptors], the model's own (5 words each, below) */
 } csasn_wasm_result;
 
 #if defined(__wasm32__)
-_Static_assert(sizeof(csasn_wasm_result) == 14 * 4, "csasn.js reads 14 words");
+_Static_assert(sizeof(csasn_wasm_result) == 20 * 4, "csasn.js reads 20 words");
 _Static_assert(offsetof(csasn_wasm_result, image_h) == 13 * 4, "layout drifted from csasn.js");
+_Static_assert(offsetof(csasn_wasm_result, descriptors) == 19 * 4, "layout drifted from csasn.js");
+/* csasn_descriptor (csasn.h) is read in place: name, n_labels, labels, probs, top. */
+_Static_assert(sizeof(csasn_descriptor) == 5 * 4, "csasn.js reads csasn_descriptor as 5 words");
+_Static_assert(offsetof(csasn_descriptor, top) == 4 * 4, "csasn_descriptor drifted from csasn.js");
 #endif
 
 /* One result per module instance is enough: a model serves one inference at
@@ -87,6 +98,12 @@ static void fill_result(const csasn_result *r)
     g_result.mask_w = r->mask ? r->mask_w : 0;
     g_result.image_w = r->image_w;
     g_result.image_h = r->image_h;
+    g_result.region_x = r->region_x;
+    g_result.region_y = r->region_y;
+    g_result.region_w = r->region_w;
+    g_result.region_h = r->region_h;
+    g_result.n_descriptors = r->n_descriptors;
+    g_result.descriptors = r->n_descriptors ? r->descriptors : NULL;
 }
 
 /* The message of the last failed call ("" when the last call succeeded). */
@@ -215,8 +232,24 @@ CSASN_WASM_EXPORT int csasn_wasm_warmup(int rounds)
     return csasn_warmup(rounds) ? -1 : 0;
 }
 
+/* The kernels' known-answer self-test (csasn_selftest): 0, or -1 with the
+ * reason in csasn_wasm_error(). shell/csasn.js runs it on the relaxed-SIMD
+ * engine before using it. */
+CSASN_WASM_EXPORT int csasn_wasm_selftest(void)
+{
+    const char *e = csasn_selftest();
+    set_error(e);
+    return e ? -1 : 0;
+}
+
+/* "wasm-simd128" or "wasm-relaxed-simd": which engine this instance is. */
+CSASN_WASM_EXPORT const char *csasn_wasm_kernels_name(void)
+{
+    return csasn_kernels_name();
+}
+
 /* Byte offset of every field of csasn_wasm_result, in declaration order, then
- * sizeof: out[] gets at most n of those 15 values; returns 15. shell/csasn.js
+ * sizeof: out[] gets at most n of those values; returns their count. shell/csasn.js
  * compares them with the offsets it reads at, field by field, before it uses
  * an engine, so a reordered or resized field fails loudly instead of being
  * read as another. */
@@ -237,12 +270,54 @@ CSASN_WASM_EXPORT int csasn_wasm_result_layout(int32_t *out, int n)
         (int32_t)offsetof(csasn_wasm_result, mask_w),
         (int32_t)offsetof(csasn_wasm_result, image_w),
         (int32_t)offsetof(csasn_wasm_result, image_h),
+        /* region geometry and descriptor heads */
+        (int32_t)offsetof(csasn_wasm_result, region_x),
+        (int32_t)offsetof(csasn_wasm_result, region_y),
+        (int32_t)offsetof(csasn_wasm_result, region_w),
+        (int32_t)offsetof(csasn_wasm_result, region_h),
+        (int32_t)offsetof(csasn_wasm_result, n_descriptors),
+        (int32_t)offsetof(csasn_wasm_result, descriptors),
         (int32_t)sizeof(csasn_wasm_result),
     };
     int total = (int)(sizeof v / sizeof v[0]);
     for (int i = 0; i < n && i < total; i++)
         out[i] = v[i];
     return total;
+}
+
+/* The same for csasn_descriptor (each entry of result.descriptors): the
+ * offsets of name, n_labels, labels, probs, top, then sizeof; returns 6. */
+CSASN_WASM_EXPORT int csasn_wasm_descriptor_layout(int32_t *out, int n)
+{
+    const int32_t v[] = {
+        (int32_t)offsetof(csasn_descriptor, name),
+        (int32_t)offsetof(csasn_descriptor, n_labels),
+        (int32_t)offsetof(csasn_descriptor, labels),
+        (int32_t)offsetof(csasn_descriptor, probs),
+        (int32_t)offsetof(csasn_descriptor, top),
+        (int32_t)sizeof(csasn_descriptor),
+    };
+    int total = (int)(sizeof v / sizeof v[0]);
+    for (int i = 0; i < n && i < total; i++)
+        out[i] = v[i];
+    return total;
+}
+
+/* The region of an image_w x image_h image the model reads for the ROI
+ * (csasn_model_region): out[4] = x, y, w, h; 0, or -1 with csasn_wasm_error()
+ * set. has_roi = 0: the whole image. */
+CSASN_WASM_EXPORT int csasn_wasm_region(const csasn_model *m, int image_w, int image_h, int has_roi, int x,
+                                        int y, int w, int h, int32_t *out)
+{
+    csasn_roi roi = {x, y, w, h}, r;
+    const char *err = csasn_model_region(m, image_w, image_h, has_roi ? &roi : NULL, &r);
+    set_error(err);
+    if (err) return -1;
+    out[0] = r.x;
+    out[1] = r.y;
+    out[2] = r.w;
+    out[3] = r.h;
+    return 0;
 }
 
 /* Image bytes -> out[side][side] gray preview (csasn_preview), 0 or -1 with
@@ -335,3 +410,50 @@ CSASN_WASM_EXPORT void *csasn_wasm_adapt_write(const csasn_adapt *a, const char 
 CSASN_WASM_EXPORT uint32_t csasn_wasm_adapt_written_len(void) { return g_adapt_len; }
 
 CSASN_WASM_EXPORT void csasn_wasm_adapt_free(csasn_adapt *a) { csasn_adapt_free(a); }
+/* ---- exam report (src/report.c): the page's report is built by the same C
+ * as `csasn report`, in the worker that holds the model. ---- */
+
+/* model_sha256, date: NUL-terminated strings (csasn_report_new). 0 on error. */
+CSASN_WASM_EXPORT csasn_report *csasn_wasm_report_new(const csasn_model *m, const char *model_sha256,
+                                                      const char *date)
+{
+    csasn_report *r = NULL;
+    set_error(csasn_report_new(&r, m, model_sha256, date));
+    return r;
+}
+
+/* One image: strings NUL-terminated (nodule/view may be 0), probs[n] as the
+ * classification returned them, malignancy used when has_malignancy, size_mm
+ * NAN when unknown. 0, or -1 with csasn_wasm_error() set. */
+CSASN_WASM_EXPORT int csasn_wasm_report_add(csasn_report *r, const char *name, const char *nodule,
+                                            const char *view, int has_roi, int x, int y, int w, int h,
+                                            const float *probs, int n, int has_malignancy,
+                                            float malignancy, int image_w, int image_h, double size_mm)
+{
+    csasn_roi roi = {x, y, w, h};
+    csasn_result res;
+    memset(&res, 0, sizeof res);
+    res.n_classes = n;
+    res.probs = probs;
+    res.has_malignancy = has_malignancy;
+    res.malignancy = has_malignancy ? malignancy : NAN;
+    res.image_w = image_w;
+    res.image_h = image_h;
+    csasn_report_image img = {name, nodule, view, has_roi ? &roi : NULL, &res, size_mm};
+    const char *err = csasn_report_add(r, &img);
+    set_error(err);
+    return err ? -1 : 0;
+}
+
+/* The document (fhir 0: csasn-report JSON, 1: FHIR R4 Bundle), owned by r; 0 on error. */
+CSASN_WASM_EXPORT const char *csasn_wasm_report_json(csasn_report *r, int fhir)
+{
+    const char *out = NULL;
+    set_error(csasn_report_json(r, fhir, &out));
+    return out;
+}
+
+CSASN_WASM_EXPORT void csasn_wasm_report_free(csasn_report *r)
+{
+    csasn_report_free(r);
+}

@@ -4,7 +4,8 @@
 //
 // Every request carries an `id`, echoed by its one reply (READY and MODULE carry none).
 // Requests, page -> worker (fields other than `type` and `id`):
-//   START     { module? }       engine to use: a compiled WebAssembly.Module of csasn.wasm
+//   START     { module? }       engine to use: { module, relaxed }, a compiled WebAssembly.Module
+//                               of csasn.wasm (relaxed false) or csasn-relaxed.wasm (true)
 //                               (a standby worker gets the one the first worker compiled, so it
 //                               starts without fetching anything); absent: the worker fetches
 //                               and compiles its own, threaded when the page is isolated. A
@@ -20,18 +21,26 @@
 //   BENCH     { n, roi }        n timed classifications of the current image, worker-side
 //   ADAPT     { classes, malignant, images, options, name, date }
 //                               on-device adaptation of the loaded model (src/ARCHITECTURE.md
-//                               section 6): classes/malignant: string[]; images: [{ cls, bytes
+//                               section 9): classes/malignant: string[]; images: [{ cls, bytes
 //                               (ArrayBuffer, transferred), group (string or null) }];
 //                               options: { folds, views, epochs, seed }; name/date: of the file
+//   REPORT    { images, date, fhir }
+//                               the exam report of the loaded model (src/report.c, the same C
+//                               as `csasn report`): images: [{name, nodule, view, roi, probs,
+//                               malignancy, image:{w,h}, sizeMm}], date: YYYY-MM-DDThh:mm:ssZ,
+//                               fhir: true for the FHIR R4 Bundle; the model's SHA-256 is the
+//                               one LOAD verified
 // Replies, worker -> page:
 //   READY     { }               the script runs (sent once, without an id)
-//   MODULE    { module }        the single-thread engine it compiled (sent once, without an
+//   MODULE    { module }        { module, relaxed }: the single-thread engine of the kind it
+//                               uses (sent once, without an
 //                               id): what a standby worker is STARTed with
 //   STARTED   { id }            the engine of a START is running
 //   LOADED    { id, info, timing }
 //                               info: classifier.info() of csasn.js; timing: {wasmMs, engineMs,
-//                               verifyMs, initMs, bytes, threads, warmup:{slices, ms},
-//                               threadsFallback?}
+//                               verifyMs, initMs, bytes, threads, kernels ("wasm-simd128" or
+//                               "wasm-relaxed-simd"), warmup:{slices, ms}, threadsFallback?,
+//                               engineFallback? (why the relaxed engine is not in use)}
 //   RESULT    { id, result }    result: csasn.js's classify() result plus engineMemoryBytes
 //                               (the engine's memory after the call, before any recycle)
 //   BENCHED   { id, ms }        ms: number[], one per classification
@@ -42,6 +51,7 @@
 //                               report: the cross-validated report (csasn_adapt_report_json),
 //                               bytes: ArrayBuffer of the adapted .csasn (transferred),
 //                               skipped: [{ index, message }] images the engine refused
+//   REPORTED  { id, text }      the report document (JSON text)
 //   ERROR     { id, code, message }
 //                               code: one of ERR
 export const MSG = Object.freeze({
@@ -50,6 +60,7 @@ export const MSG = Object.freeze({
   CLASSIFY: 'classify',
   BENCH: 'bench',
   ADAPT: 'adapt',
+  REPORT: 'report',
   READY: 'ready',
   MODULE: 'module',
   STARTED: 'started',
@@ -58,6 +69,7 @@ export const MSG = Object.freeze({
   BENCHED: 'benched',
   ADAPT_PROGRESS: 'adapt-progress',
   ADAPTED: 'adapted',
+  REPORTED: 'reported',
   ERROR: 'error',
 });
 

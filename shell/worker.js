@@ -6,7 +6,7 @@
 // a classification. Nothing here talks to any origin but the page's own (the CSP enforces it
 // anyway): the only requests are the engine's own .wasm files, and the model and image bytes
 // arrive by postMessage.
-import { createAdapter, createClassifier, createEngine } from './csasn.js';
+import { createAdapter, createClassifier, createEngine, relaxedSimdSupported } from './csasn.js';
 import { CsasnError, ERR, MSG, STANDBY_NAME, errorReply } from './protocol.js';
 import { fetchResponse, verifySha256 } from './fetch.js';
 
@@ -34,40 +34,67 @@ const compileWasm = (name) => (compiled[name] ??= fetchResponse(new URL(name, im
   }));
 
 let engine = null;        // Promise<Engine>
-let singleModule = null;  // Promise<WebAssembly.Module> of csasn.wasm
+// Promise<{ module, relaxed }>: the compiled single-thread engine of the kind in use (relaxed
+// SIMD or simd128), what a recycle re-instantiates and what a standby worker is given.
+let single = null;
 let warmStop = false;
 const warm = { slices: 0, ms: 0 };
 
-async function threadedOrSingle() {
+// Which engine (the worker's URL carries it: client.js createClient({ engine })): 'auto'
+// (relaxed SIMD where the browser validates it and its self-test passes, else simd128),
+// 'relaxed' or 'simd128' (benchmarks and tests force one).
+const kind = new URL(self.location.href).searchParams.get('engine') || 'auto';
+let engineFallback = null; // why auto did not run the relaxed engine, if it did not
+const singleOf = (relaxed) => compileWasm(relaxed ? './csasn-relaxed.wasm' : './csasn.wasm').then((module) => ({ module, relaxed }));
+
+async function threadedOrSingle(relaxed) {
   if (threaded) {
     try {
-      return await createEngine({ wasmModule: await compileWasm('./csasn-mt.wasm'), threads: true });
+      return await createEngine({ wasmModule: await compileWasm(relaxed ? './csasn-relaxed-mt.wasm' : './csasn-mt.wasm'), threads: true, relaxed });
     } catch (e) {
       if (e.code === ERR.NETWORK) throw e; // the other file is no nearer
+      if (relaxed && /self-test|relaxed SIMD/.test(e.message)) throw e; // the kind is at fault, not threads
       threaded = false;
       threadsFallback = String((e && e.message) || e);
       console.warn(`csasn: threaded engine unavailable, using one thread: ${threadsFallback}`);
     }
   }
-  return createEngine({ wasmModule: await singleModule });
+  return createEngine({ wasmModule: (await single).module, relaxed });
 }
 
-// module: a compiled csasn.wasm to run on one thread (standby), or null (fetch and pick).
-function start(module) {
+async function pickEngine() {
+  if (!['auto', 'relaxed', 'simd128'].includes(kind)) throw new CsasnError(ERR.STATE, `unknown engine ${JSON.stringify(kind)}`);
+  const relaxed = kind === 'relaxed' || (kind === 'auto' && relaxedSimdSupported());
+  if (kind === 'auto' && !relaxed) engineFallback = 'no relaxed SIMD in this browser';
+  if (relaxed) {
+    try {
+      return await threadedOrSingle(true);
+    } catch (e) {
+      if (kind === 'relaxed' || e.code === ERR.NETWORK) throw e;
+      engineFallback = String((e && e.message) || e);
+      console.warn(`csasn: relaxed-SIMD engine unavailable, using simd128: ${engineFallback}`);
+      single = singleOf(false);
+    }
+  }
+  return threadedOrSingle(false);
+}
+
+// given: { module, relaxed } of a compiled single-thread engine (standby), or null (fetch and pick).
+function start(given) {
   if (engine) return engine;
-  if (module) {
+  if (given) {
     threaded = false;
-    singleModule = Promise.resolve(module);
-    engine = createEngine({ wasmModule: module });
+    single = Promise.resolve(given);
+    engine = createEngine({ wasmModule: given.module, relaxed: given.relaxed });
   } else {
     // The single-thread build is also what replaces an engine grown by a huge image
     // (recycle, below) and what a standby worker is given: a fresh threaded engine would start
     // new pthread Workers, i.e. fetch their scripts, and nothing may be requested after the
     // model is loaded. So it is compiled up front too. If it cannot be had, the page still
     // works; only the recycle is skipped (recycle throws).
-    singleModule = compileWasm('./csasn.wasm');
-    singleModule.then((m) => postMessage({ type: MSG.MODULE, module: m }), () => {});
-    engine = threadedOrSingle();
+    single = singleOf(kind !== 'simd128' && relaxedSimdSupported());
+    engine = pickEngine();
+    engine.then(() => single).then((s) => postMessage({ type: MSG.MODULE, module: s }), () => {});
   }
   engine.then(() => { engineReadyAt = performance.now(); }, () => {}); // errors: reported by the first load
   // JIT warm-up: V8 runs wasm in a baseline tier until a function has run a while, which made
@@ -88,6 +115,7 @@ function start(module) {
 
 let clf = null;           // the current classifier
 let modelBytes = null;    // Uint8Array: its verified file, kept to rebuild it (recycle below)
+let modelSha256 = null;   // its SHA-256 as LOAD verified it: what a report names the model by
 let image = null;         // Uint8Array: bytes of the current image
 
 // WebAssembly memory grows to what the largest image needed and never shrinks: a 100 MP
@@ -98,7 +126,8 @@ let image = null;         // Uint8Array: bytes of the current image
 const RECYCLE_BYTES = 192 * 2 ** 20;
 async function recycle() {
   const old = await engine;
-  const fresh = await createEngine({ wasmModule: await singleModule });
+  const s = await single;
+  const fresh = await createEngine({ wasmModule: s.module, relaxed: s.relaxed });
   let next;
   try {
     next = await createClassifier(modelBytes, { engine: fresh });
@@ -119,6 +148,7 @@ async function load(msg) {
     clf.free();
     clf = null;
     modelBytes = null;
+    modelSha256 = null;
   }
   if (!(msg.bytes instanceof ArrayBuffer)) throw new CsasnError(ERR.STATE, 'load: the model bytes are missing');
   const bytes = new Uint8Array(msg.bytes);
@@ -126,7 +156,7 @@ async function load(msg) {
   // Integrity before use, here where the bytes are used: whoever downloaded them.
   await verifySha256(bytes, msg.sha256, 'the downloaded model file');
   const t3 = performance.now();
-  await singleModule.catch(() => {}); // settled during the load, never fetched after it
+  await single.catch(() => {}); // settled during the load, never fetched after it
   const e = await engine;
   try {
     clf = await createClassifier(bytes, { engine: e });
@@ -134,6 +164,7 @@ async function load(msg) {
     throw new CsasnError(ERR.MODEL, `the model file could not be loaded: ${err.message}`);
   }
   modelBytes = bytes;
+  modelSha256 = String(msg.sha256).toLowerCase();
   const t4 = performance.now();
   return {
     info: clf.info(),
@@ -142,7 +173,8 @@ async function load(msg) {
     // else 1; warmup: the JIT warm-up so far (slices run, ms spent).
     timing: {
       wasmMs: wasmReadyAt - wasmStart, engineMs: engineReadyAt - wasmStart, verifyMs: t3 - t2, initMs: t4 - t3,
-      bytes: bytes.length, threads: clf.threads, warmup: { ...warm }, ...(threadsFallback ? { threadsFallback } : {}),
+      bytes: bytes.length, threads: clf.threads, kernels: e.kernels, warmup: { ...warm },
+      ...(threadsFallback ? { threadsFallback } : {}), ...(engineFallback ? { engineFallback } : {}),
     },
   };
 }
@@ -177,6 +209,10 @@ const handlers = {
   },
   async [MSG.ADAPT](msg) {
     return adapt(msg);
+  },
+  async [MSG.REPORT](msg) {
+    if (!clf) throw new CsasnError(ERR.STATE, 'no model is loaded yet');
+    return { type: MSG.REPORTED, text: clf.report(msg.images || [], { sha256: modelSha256, date: msg.date, fhir: !!msg.fhir }) };
   },
   async [MSG.BENCH](msg) {
     if (!clf || !image) throw new CsasnError(ERR.STATE, 'load a model and open an image first');
@@ -242,4 +278,8 @@ self.onmessage = (ev) => {
   });
 };
 if (self.name !== STANDBY_NAME) start(null);
+// A standby is STARTed with the kind the first worker runs; the relaxed engine's glue is not
+// among this file's static imports, so it is loaded now, while the model downloads: after
+// that, nothing may be requested (a cancel's replacement included).
+else if (kind !== 'simd128' && relaxedSimdSupported()) import('./csasn-relaxed.mjs').catch(() => {});
 postMessage({ type: MSG.READY });

@@ -1,4 +1,4 @@
-/* adapt.c - on-device adaptation (csasn.h, src/ARCHITECTURE.md section 6).
+/* adapt.c - on-device adaptation (csasn.h, src/ARCHITECTURE.md section 9).
  *
  * 1. Feature pass: the base model's frozen network runs once per image and
  *    view (the image, its mirror, ROI jitter); the four descriptors its
@@ -29,7 +29,7 @@
 #include "format.h"
 #include "format_write.h"
 #include "kernels.h"
-#include "sha256.h"
+#include "csasn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -220,7 +220,7 @@ const char *csasn_adapt_new(csasn_adapt **out, const void *base, size_t len,
     if (!(a->base = malloc(len))) FAIL("out of memory");
     memcpy(a->base, base, len);
     a->base_len = len;
-    csasn__sha256_hex(a->base, len, a->sha);
+    csasn_sha256_hex(a->base, len, a->sha);
     if ((e = csasn_model_load(&a->model, a->base, len))) FAIL(csasn__errf("base model: %s", e));
     if ((e = csasn__file_parse(&a->file, a->base, len))) FAIL(csasn__errf("base model: %s", e));
     a->base_name = strdup(csasn_model_name(a->model));

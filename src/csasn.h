@@ -1,7 +1,8 @@
 /* csasn.h - CSASN thyroid/breast ultrasound classifier, the one public header.
  *
  * The engine reads a model file (format: src/FORMAT.md) from a memory buffer,
- * decodes an image from bytes, crops an optional region of interest, resizes it
+ * decodes an image from bytes, takes the model's region of an optional region
+ * of interest (its region rule: stretch, square or letterbox), resizes it
  * with antialiasing, normalises it and runs the CSASN forward pass (src/ARCHITECTURE.md
  * section 1). Every function that can fail returns NULL on success or an error
  * message (a string owned by the library, valid until the next call on the same
@@ -43,6 +44,23 @@ typedef struct {
     int x, y, w, h;            /* pixels of the upright image (EXIF orientation applied); w,h > 0 */
 } csasn_roi;
 
+/* Region geometry (src/FORMAT.md): how a model turns the ROI into its S x S
+ * input, declared by the model file (csasn.region_mode). */
+#define CSASN_REGION_STRETCH   0   /* the box (grown by the margin, clipped) resized to S x S */
+#define CSASN_REGION_SQUARE    1   /* the square around the grown box, image context around it */
+#define CSASN_REGION_LETTERBOX 2   /* the same square, fill outside the grown box */
+#define CSASN_MAX_DESCRIPTOR_HEADS 16
+
+/* One descriptor head's output (e.g. TI-RADS composition): a softmax over
+ * its labels, read from the same classifier vector as the class probabilities. */
+typedef struct {
+    const char *name;            /* heads.descriptors entry */
+    int n_labels;                /* 2..64 */
+    const char *const *labels;   /* [n_labels] */
+    const float *probs;          /* [n_labels] */
+    int top;                     /* argmax of probs */
+} csasn_descriptor;
+
 typedef struct {
     int n_classes;
     const float *probs;        /* [n_classes], softmax(logits / temperature) */
@@ -55,6 +73,11 @@ typedef struct {
     const float *mask;         /* [mask_h][mask_w], lesion probability, NULL if no head */
     int mask_h, mask_w;
     int image_w, image_h;      /* upright image size (csasn_classify only) */
+    /* ---- region geometry and descriptor heads ---- */
+    int region_x, region_y;    /* the region the input shows, upright pixels (csasn_classify only; */
+    int region_w, region_h;    /*   0 otherwise): square/letterbox: may extend past the image */
+    int n_descriptors;         /* descriptor heads of the model (0..CSASN_MAX_DESCRIPTOR_HEADS) */
+    const csasn_descriptor *descriptors;   /* [n_descriptors], NULL when none */
 } csasn_result;
 /* The pointers in a csasn_result point into the model's own buffers: they are
  * valid until the next forward pass or csasn_model_free(). */
@@ -63,6 +86,14 @@ typedef struct {
  * weights are repacked into the model's own memory), so the caller may free it. */
 const char *csasn_model_load(csasn_model **out, const void *buf, size_t len);
 void csasn_model_free(csasn_model *m);
+
+/* The region of an image_w x image_h upright image that the model's input
+ * shows for roi (NULL: the whole image), as csasn_classify reports it in
+ * result.region_*: what a page outlines to show what the model reads. The
+ * same errors as csasn_classify for a bad ROI (and for a size outside
+ * 1..CSASN_MAX_IMAGE_SIDE). csasn_model_info_json names the rule ("region"). */
+const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, const csasn_roi *roi,
+                               csasn_roi *region);
 
 /* Metadata. */
 const char *csasn_model_name(const csasn_model *m);
@@ -79,7 +110,8 @@ const char *csasn_model_info_json(const csasn_model *m);
  * input tensor out[3][S][S] (planar, channel-first, as PyTorch). The image is
  * first turned upright by its EXIF orientation (JPEG, PNG eXIf), as browsers
  * show it; roi (NULL: the whole image) and *image_w, *image_h are in upright
- * pixels. Gray is replicated to 3 channels; colour is converted to gray first
+ * pixels; the part of the image the input shows follows the model's region
+ * rule (csasn_model_region). Gray is replicated to 3 channels; colour is converted to gray first
  * (ultrasound is gray; BT.601 luma), alpha is ignored. */
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h);
@@ -138,7 +170,7 @@ const char *csasn_warmup(int rounds);
 
 
 /* ---------------------------------------------------------------- adaptation
- * On-device adaptation (src/adapt.c, src/ARCHITECTURE.md section 6): the
+ * On-device adaptation (src/adapt.c, src/ARCHITECTURE.md section 9): the
  * frozen network of a base model turns each labelled image (and each
  * augmented view of it) into the four descriptors its residual multiscale
  * classifier reads; the classifier and new heads (subtype for the user's
@@ -216,6 +248,55 @@ void csasn_adapt_descriptors(const csasn_adapt *a, int *n, int *views, int *dim,
                              const float **desc, const int **cls);
 /* The group id of each image (0.., in order of first appearance). */
 const int *csasn_adapt_groups(const csasn_adapt *a);
+/* The vector kernels against their scalar references on fixed data (GEMM,
+ * depthwise, attention; every tail size): NULL, or an error naming the kernel
+ * and the difference. An engine whose runtime may implement its instructions
+ * wrongly (the relaxed-SIMD wasm build) is used only after this passes. */
+const char *csasn_selftest(void);
+/* The instruction set the kernels were built for: "sse2", "wasm-simd128",
+ * "wasm-relaxed-simd" or "scalar". */
+const char *csasn_kernels_name(void);
+
+/* SHA-256 of a buffer (FIPS 180-4): how a report names the model file it
+ * used and an adapted model names its base. out: 32 bytes, or 64 lowercase hex
+ * digits and a NUL. */
+void csasn_sha256(const void *data, size_t len, uint8_t out[32]);
+void csasn_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* ---- exam report (src/report.c) ----
+ * One implementation of the exam report for the CLI (`csasn report`) and the
+ * page (through shell/exports.c), so both write the same bytes for the same
+ * inputs. Images are added one by one with their result; images that name the
+ * same nodule label form one nodule, whose views combine (report.c says how).
+ * The document is the csasn-report JSON (schema: src/REPORT.md) or an HL7 FHIR
+ * R4 Bundle. Strings must be UTF-8 (invalid bytes become U+FFFD). */
+#define CSASN_REPORT_VERSION 1
+#define CSASN_REPORT_MAX_IMAGES 1000
+
+typedef struct csasn_report csasn_report;
+
+typedef struct {
+    const char *name;             /* the image's file name (no folders) */
+    const char *nodule;           /* nodule label, e.g. "right lobe, nodule 1"; NULL or "": a nodule of its own */
+    const char *view;             /* "transverse", "longitudinal", "other" (NULL: "other") */
+    const csasn_roi *roi;         /* the region classified; NULL: the whole image */
+    const csasn_result *result;   /* read: n_classes, probs, has_malignancy, malignancy, image_w, image_h */
+    double size_mm;               /* largest lesion diameter in mm; NAN where no calibration exists */
+} csasn_report_image;
+
+/* model_sha256: 64 hex digits of the model file; date: the exam's time as
+ * YYYY-MM-DDThh:mm:ssZ (UTC). The model is read during the calls only. */
+const char *csasn_report_new(csasn_report **out, const csasn_model *m, const char *model_sha256,
+                             const char *date);
+/* Copies what it needs from img (the result may be overwritten afterwards). */
+const char *csasn_report_add(csasn_report *r, const csasn_report_image *img);
+/* fhir 0: csasn-report JSON, 1: FHIR R4 Bundle. *out is owned by r, valid
+ * until the next call on r. */
+const char *csasn_report_json(csasn_report *r, int fhir, const char **out);
+void csasn_report_free(csasn_report *r);
+/* The malignancy head's operating point (csasn.malignancy_threshold); NAN
+ * when the model has no malignancy head. */
+float csasn_malignancy_threshold(const csasn_model *m);
 
 #ifdef __cplusplus
 }

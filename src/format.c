@@ -381,6 +381,11 @@ static const csasn__kv *find_kv(const csasn__file *f, const char *key)
     return NULL;
 }
 
+int csasn__meta_has(const csasn__file *f, const char *key)
+{
+    return find_kv(f, key) != NULL;
+}
+
 static const char *kv_type_desc(const csasn__kv *kv)
 {
     static _Thread_local char s[32];
@@ -664,7 +669,7 @@ char *csasn__file_meta_json(const csasn__file *f)
     return sb_finish(&b);
 }
 
-char *csasn__file_info_json(const csasn__file *f, size_t file_bytes)
+char *csasn__file_info_json(const csasn__file *f, size_t file_bytes, const char *extra)
 {
     uint64_t params = 0;
     uint32_t n_f16 = 0;
@@ -677,6 +682,10 @@ char *csasn__file_info_json(const csasn__file *f, size_t file_bytes)
     sb_meta(&b, f);
     if (f->n_kv)
         sb_puts(&b, ", ");
+    if (extra && *extra) {
+        sb_puts(&b, extra);
+        sb_puts(&b, ", ");
+    }
     sb_printf(&b, "\"tensors\": %u, \"parameters\": %llu, ", (unsigned)f->n_tensors, (unsigned long long)params);
     sb_printf(&b, "\"storage\": \"%s\", \"file_bytes\": %zu}",
               n_f16 == f->n_tensors ? "f16" : n_f16 ? "mixed" : "f32", file_bytes);

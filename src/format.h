@@ -53,6 +53,10 @@ const char *csasn__meta_u32_array(const csasn__file *f, const char *key, const u
 const char *csasn__meta_f32_array(const csasn__file *f, const char *key, const float **out, uint32_t *count);
 const char *csasn__meta_str_array(const csasn__file *f, const char *key, char *const **out, uint32_t *count);
 
+/* 1 if the file has metadata key `key` (any type): optional keys are read
+ * only when present, and then with the typed getters above. */
+int csasn__meta_has(const csasn__file *f, const char *key);
+
 /* Tensor lookup. Marks the tensor used. NULL if absent. */
 csasn__tensor *csasn__file_tensor(csasn__file *f, const char *name);
 
@@ -63,7 +67,8 @@ const char *csasn__tensor_to_f32(const csasn__tensor *t, float *dst);
 char *csasn__file_meta_json(const csasn__file *f);
 /* The same object followed by the container's facts: "tensors" (count),
  * "parameters" (their elements), "storage" ("f32", "f16" or "mixed") and
- * "file_bytes" (the file's size, given). */
-char *csasn__file_info_json(const csasn__file *f, size_t file_bytes);
+ * "file_bytes" (the file's size, given); extra (NULL or "") is more members
+ * ("key": value, ...) that the model adds before those facts. */
+char *csasn__file_info_json(const csasn__file *f, size_t file_bytes, const char *extra);
 
 #endif

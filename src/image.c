@@ -926,7 +926,8 @@ static void *stb_decode(const uint8_t *p, size_t len, const image_header *hd, ra
 
 const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
                                   int S, const float mean[3], const float std[3],
-                                  float *out, int *iw, int *ih)
+                                  float *out, int *iw, int *ih,
+                                  const csasn__region_spec *spec, csasn__region *region)
 {
     const uint8_t *p = bytes;
     memset(&last_stats, 0, sizeof last_stats);
@@ -964,21 +965,14 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
      * upright image and is checked before decoding: a bad ROI costs nothing. */
     int turned = hd.orientation >= 5;
     int uw = turned ? h : w, uh = turned ? w : h;
-    int x0 = 0, y0 = 0, x1 = uw, y1 = uh;
-    if (roi) {
-        if (roi->w <= 0 || roi->h <= 0)
-            return csasn__errf("bad ROI %d,%d,%d,%d: width and height must be positive",
-                               roi->x, roi->y, roi->w, roi->h);
-        int64_t rx1 = (int64_t)roi->x + roi->w, ry1 = (int64_t)roi->y + roi->h;
-        if (rx1 <= 0 || ry1 <= 0 || roi->x >= uw || roi->y >= uh)
-            return csasn__errf("ROI %d,%d,%d,%d does not overlap the %dx%d image",
-                               roi->x, roi->y, roi->w, roi->h, uw, uh);
-        x0 = roi->x > 0 ? roi->x : 0;
-        y0 = roi->y > 0 ? roi->y : 0;
-        x1 = rx1 < uw ? (int)rx1 : uw;
-        y1 = ry1 < uh ? (int)ry1 : uh;
-    }
-    int cw = x1 - x0, ch = y1 - y0;
+    /* The region the model reads (region.h): [x0, x1) x [y0, y1), image
+     * pixels in [ix0, ix1) x [iy0, iy1), fill elsewhere. */
+    csasn__region g;
+    if ((err = csasn__region_geometry(roi, uw, uh, spec, &g)) != NULL)
+        return err;
+    int x0 = g.x0, y0 = g.y0;
+    int cw = g.x1 - g.x0, ch = g.y1 - g.y0;
+    const float fill = spec ? spec->fill : 0.0f;
 
     /* Memory, from the header: the decoder's peak plus this function's own
      * buffers (the resize row, [ch][S] sums and weights; the JPEG colour fix). */
@@ -1020,9 +1014,16 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
         err = "out of memory preprocessing the image";
         goto done;
     }
-    /* Horizontal pass, one crop row at a time: [ch][cw] -> tmp[ch][S]. */
+    /* Horizontal pass, one region row at a time: [ch][cw] -> tmp[ch][S]. */
     for (int y = 0; y < ch; y++) {
-        gray_row(&ras, map, x0, y0 + y, cw, row);
+        int uy = y0 + y, a = 0, b = 0;   /* row[a, b) shows the image */
+        if (uy >= g.iy0 && uy < g.iy1) {
+            a = g.ix0 - x0;
+            b = g.ix1 - x0;
+            gray_row(&ras, map, g.ix0, uy, b - a, row + a);
+        }
+        for (int i = 0; i < a; i++) row[i] = fill;
+        for (int i = b; i < cw; i++) row[i] = fill;
         double *t = tmp + (size_t)y * S;
         for (int i = 0; i < S; i++) {
             const double *wt = ax.w + (size_t)i * ax.kmax;
@@ -1048,6 +1049,7 @@ const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi
     }
     if (iw) *iw = uw;
     if (ih) *ih = uh;
+    if (region) *region = g;
 done:
     axis_free(&ax);
     axis_free(&ay);

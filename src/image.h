@@ -7,18 +7,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "csasn.h"   /* csasn_roi */
+#include "region.h"  /* csasn__region_spec, csasn__region */
 
 /* Decode bytes (PNG, JPEG, BMP, GIF, PNM; 8/16 bit; gray/RGB/RGBA) to gray in
- * [0,1], turned upright by the file's EXIF orientation (JPEG, PNG), crop roi
- * (upright pixels; NULL = whole image; clipped to the image, rejected if it
- * does not overlap), resize the crop to S x S with the antialiased triangle
- * filter, normalise per channel ((x - mean[c]) / std[c]) and write planar
- * out[3][S][S]. *iw, *ih get the upright image size (either may be NULL).
+ * [0,1], turned upright by the file's EXIF orientation (JPEG, PNG), take the
+ * region of roi that spec says (upright pixels; roi NULL = whole image;
+ * spec NULL = stretch: the ROI clipped to the image; rejected if it does not
+ * overlap; square/letterbox samples outside the image read spec->fill),
+ * resize it to S x S with the antialiased triangle filter, normalise per
+ * channel ((x - mean[c]) / std[c]) and write planar out[3][S][S]. *iw, *ih
+ * get the upright image size, *region the geometry used (any may be NULL).
  * Returns NULL or an error message (thread-local buffer, see csasn__errf).
  * Allocates temporaries (decoded image, resize scratch) and frees them. */
 const char *csasn__image_to_input(const void *bytes, size_t len, const csasn_roi *roi,
                                   int S, const float mean[3], const float std[3],
-                                  float *out, int *iw, int *ih);
+                                  float *out, int *iw, int *ih,
+                                  const csasn__region_spec *spec, csasn__region *region);
 
 /* The size a header declares, against CSASN_MAX_IMAGE_PIXELS / _SIDE:
  * NULL or an error message naming fmt. Shared with the JPEG walk (jpeg.c). */

@@ -158,4 +158,8 @@ int csasn__warmup(int rounds);
 /* Name of the vector instruction set compiled in ("sse2", "wasm-simd128", "scalar"). */
 const char *csasn__simd_name(void);
 
+/* selftest.c: the vector kernels against the scalar ones on fixed data; NULL,
+ * or what differs. */
+const char *csasn__selftest(void);
+
 #endif /* CSASN_KERNELS_H */

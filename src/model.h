@@ -57,6 +57,11 @@ typedef struct {
     int n_desc;                /* descriptors mixed: 2 (+ 2 when multiscale) */
     float ln_eps;
     int has_malig, has_seg, seg_D;
+    /* region geometry and descriptor heads (optional keys; absent = the old behaviour) */
+    int region_mode;           /* CSASN_REGION_* */
+    float region_margin, region_fill;
+    int n_dheads;              /* descriptor heads, 0..CSASN_MAX_DESCRIPTOR_HEADS */
+    int dhead_total;           /* their labels summed */
 } csasn__config;
 
 /* --------------------------------------------------------------- weights */
@@ -97,6 +102,7 @@ typedef struct {
     float *cln_g, *cln_b;              /* classifier LayerNorm [E] */
     csasn__linear head_sub, head_mal;  /* [K x E], [1 x E] */
     csasn__linear seg_reduce, seg_fuse, seg_out;   /* 1x1 C -> SD, 3x3 SD + c8 -> SD, 1x1 SD -> 1 */
+    csasn__linear *head_desc;          /* [n_dheads]: descriptor head i [n_i x E] */
     void **alloc;                      /* every weight allocation, freed with the model */
     int n_alloc, cap_alloc;
 } csasn__weights;
@@ -148,6 +154,8 @@ typedef struct {
     float *s8;                 /* [H8 x H8 x SD] */
     float *s4;                 /* [H4 x H4 x SD] */
     float *mask;               /* [H4 x H4] lesion probability */
+    /* descriptor heads: head i's logits and probabilities at offset dhead_off[i] */
+    float *dlogits, *dprobs;   /* [dhead_total] */
 } csasn__state;
 
 /* ----------------------------------------------------------- profiling */
@@ -170,6 +178,12 @@ struct csasn_model {
     char *info_json;           /* csasn_model_info_json */
     char **labels;             /* [K] */
     int *malignant;            /* [K] */
+    /* descriptor heads: names, labels, and the per-head results csasn_forward
+     * hands out (probs point into the run state) */
+    char **dhead_names;        /* [n_dheads] */
+    char ***dhead_labels;      /* [n_dheads][n_i] */
+    int *dhead_off;            /* [n_dheads] offset of head i in dlogits/dprobs */
+    csasn_descriptor *dheads;  /* [n_dheads] */
     csasn__config c;
     csasn__weights w;
     csasn__state s;

@@ -10,6 +10,7 @@
  * each one also times its op when profiling is on.
  */
 #include "csasn.h"
+#include "error.h"
 #include "image.h"
 #include "kernels.h"
 #include "model.h"
@@ -322,6 +323,27 @@ static void segment(csasn_model *m)
     conv1x1(m, s->mask, s->s4, 4 * H8 * H8, &w->seg_out, CSASN__ACT_SIGMOID);
 }
 
+/* ------------------------------------------------------ descriptor heads */
+
+/* CSASN.forward's head_desc: head i reads cls_out [E] -> dlogits [n_i] at
+ * dhead_off[i], softmax (no temperature) -> dprobs [n_i]; the result's
+ * csasn_descriptor i points at those probabilities and gets their argmax. */
+static void descriptor_heads(csasn_model *m)
+{
+    const csasn__config *c = &m->c;
+    csasn__state *s = &m->s;
+    for (int i = 0; i < c->n_dheads; i++) {
+        csasn_descriptor *d = &m->dheads[i];
+        float *z = s->dlogits + m->dhead_off[i], *p = s->dprobs + m->dhead_off[i];   /* [n_i] */
+        linear(m, z, s->cls_out, 1, &m->w.head_desc[i], CSASN__ACT_NONE);
+        memcpy(p, z, (size_t)d->n_labels * sizeof(float));
+        csasn__softmax(p, d->n_labels);
+        d->top = 0;
+        for (int k = 1; k < d->n_labels; k++)
+            if (p[k] > p[d->top]) d->top = k;
+    }
+}
+
 /* -------------------------------------------------------------- forward */
 
 static int all_finite(const float *x, int n)
@@ -363,6 +385,7 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
         malignancy = csasn__act1(s->mal[0] / c->malig_temperature, CSASN__ACT_SIGMOID);
     }
     if (c->has_seg) segment(m);
+    descriptor_heads(m);
 
     memset(res, 0, sizeof *res);
     res->n_classes = c->K;
@@ -381,6 +404,10 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
         res->mask = s->mask;
         res->mask_h = res->mask_w = S / 4;
     }
+    if (c->n_dheads) {
+        res->n_descriptors = c->n_dheads;
+        res->descriptors = m->dheads;
+    }
     if (m->profiling) {
         m->prof_total = csasn__now_ms() - t_start;
         double ops = 0.0;   /* what no op helper timed: copies, concatenations, upsampling */
@@ -393,7 +420,8 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
     int bad = !all_finite(s->logits, c->K) || !all_finite(s->probs, c->K) ||
               (c->has_malig && !isfinite(res->malignancy)) ||
               (c->att_stages && !all_finite(s->att_map, HW32)) ||
-              (c->has_seg && !all_finite(s->mask, (S / 4) * (S / 4)));
+              (c->has_seg && !all_finite(s->mask, (S / 4) * (S / 4))) ||
+              (c->n_dheads && !all_finite(s->dprobs, c->dhead_total));
     if (bad) {
         memset(res, 0, sizeof *res);
         return "the forward pass produced non-finite values (activations overflow): the model's weights are unusable";
@@ -403,12 +431,43 @@ const char *csasn_forward(csasn_model *m, const float *input, csasn_result *res)
 
 /* ------------------------------------------------- preprocess, classify */
 
+/* The model's region rule (csasn.region_* of its file) for the image pipeline. */
+static csasn__region_spec region_spec(const csasn_model *m)
+{
+    csasn__region_spec r = {m->c.region_mode, m->c.region_margin, m->c.region_fill};
+    return r;
+}
+
+static const char *preprocess(const csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
+                              float *out, int *image_w, int *image_h, csasn__region *g)
+{
+    csasn__region_spec spec = region_spec(m);
+    return csasn__image_to_input(bytes, len, roi, m->c.S, m->c.mean, m->c.std, out, image_w, image_h, &spec, g);
+}
+
 const char *csasn_preprocess(const csasn_model *m, const void *bytes, size_t len,
                              const csasn_roi *roi, float *out, int *image_w, int *image_h)
 {
     if (!m || !out)
         return "csasn_preprocess: model and output buffer are required";
-    return csasn__image_to_input(bytes, len, roi, m->c.S, m->c.mean, m->c.std, out, image_w, image_h);
+    return preprocess(m, bytes, len, roi, out, image_w, image_h, NULL);
+}
+
+const char *csasn_model_region(const csasn_model *m, int image_w, int image_h, const csasn_roi *roi,
+                               csasn_roi *region)
+{
+    if (!m || !region) return "csasn_model_region: model and region are required";
+    if (image_w < 1 || image_h < 1 || image_w > (int)CSASN_MAX_IMAGE_SIDE || image_h > (int)CSASN_MAX_IMAGE_SIDE)
+        return csasn__errf("bad image size %dx%d", image_w, image_h);
+    csasn__region_spec spec = region_spec(m);
+    csasn__region g;
+    const char *e = csasn__region_geometry(roi, image_w, image_h, &spec, &g);
+    if (e) return e;
+    region->x = g.x0;
+    region->y = g.y0;
+    region->w = g.x1 - g.x0;
+    region->h = g.y1 - g.y0;
+    return NULL;
 }
 
 const char *csasn_classify(csasn_model *m, const void *bytes, size_t len, const csasn_roi *roi,
@@ -416,12 +475,17 @@ const char *csasn_classify(csasn_model *m, const void *bytes, size_t len, const 
 {
     if (!m || !res) return "csasn_classify: NULL argument";
     int iw = 0, ih = 0;
-    const char *e = csasn_preprocess(m, bytes, len, roi, m->s.input, &iw, &ih);
+    csasn__region g;
+    const char *e = preprocess(m, bytes, len, roi, m->s.input, &iw, &ih, &g);
     if (e) return e;
     e = csasn_forward(m, m->s.input, res);
     if (e) return e;
     res->image_w = iw;
     res->image_h = ih;
+    res->region_x = g.x0;
+    res->region_y = g.y0;
+    res->region_w = g.x1 - g.x0;
+    res->region_h = g.y1 - g.y0;
     return NULL;
 }
 
@@ -429,3 +493,8 @@ const char *csasn_warmup(int rounds)
 {
     return csasn__warmup(rounds) ? "out of memory warming up the kernels" : NULL;
 }
+
+const char *csasn_selftest(void) { return csasn__selftest(); }
+
+const char *csasn_kernels_name(void) { return csasn__simd_name(); }
+

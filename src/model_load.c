@@ -246,6 +246,95 @@ static const char *meta_pos_f32(const csasn__file *f, const char *key, float *ou
     return NULL;
 }
 
+/* ------------------------------- metadata: region geometry, descriptor heads
+ *
+ * Optional keys (src/FORMAT.md): a file without them means what it meant
+ * before they existed (stretch, no margin, no descriptor heads). */
+
+#define DHEAD_MIN_LABELS 2
+#define DHEAD_MAX_LABELS 64
+#define DHEAD_PREFIX "descriptor."
+
+static const char *const region_mode_names[] = {"stretch", "square", "letterbox"};
+
+static const char *read_region_and_descriptors(csasn_model *m, csasn__file *f)
+{
+    csasn__config *c = &m->c;
+    c->region_mode = CSASN_REGION_STRETCH;
+    c->region_margin = c->region_fill = 0.0f;
+    if (csasn__meta_has(f, "csasn.region_mode")) {
+        const char *s;
+        META(csasn__meta_str(f, "csasn.region_mode", &s));
+        int k = 0;
+        while (k < 3 && strcmp(s, region_mode_names[k])) k++;
+        if (k == 3) BAD("csasn.region_mode = '%s' (expected stretch, square or letterbox)", s);
+        c->region_mode = k;   /* CSASN_REGION_* follow region_mode_names */
+    }
+    if (csasn__meta_has(f, "csasn.region_margin")) {
+        META(csasn__meta_f32(f, "csasn.region_margin", &c->region_margin));
+        if (!(c->region_margin >= 0.0f && c->region_margin <= 1.0f))
+            BAD("csasn.region_margin = %g (a fraction of the box side, 0..1)", c->region_margin);
+    }
+    if (csasn__meta_has(f, "csasn.region_fill")) {
+        META(csasn__meta_f32(f, "csasn.region_fill", &c->region_fill));
+        if (!(c->region_fill >= 0.0f && c->region_fill <= 1.0f))
+            BAD("csasn.region_fill = %g (a gray level, 0..1)", c->region_fill);
+    }
+
+    char *const *names = NULL;
+    uint32_t n = 0;
+    if (csasn__meta_has(f, "heads.descriptors")) {
+        META(csasn__meta_str_array(f, "heads.descriptors", &names, &n));
+        if (n > CSASN_MAX_DESCRIPTOR_HEADS)
+            BAD("heads.descriptors names %u heads (at most %d)", n, CSASN_MAX_DESCRIPTOR_HEADS);
+    }
+    /* every descriptor.<name> key belongs to a head: a stray one is a writer's mistake */
+    for (uint32_t i = 0; i < f->n_kv; i++) {
+        const char *k = f->kv[i].key;
+        if (strncmp(k, DHEAD_PREFIX, strlen(DHEAD_PREFIX))) continue;
+        uint32_t j = 0;
+        while (j < n && strcmp(k + strlen(DHEAD_PREFIX), names[j])) j++;
+        if (j == n) BAD("metadata key '%s' names no head of heads.descriptors", k);
+    }
+    c->n_dheads = (int)n;
+    c->dhead_total = 0;
+    if (!n) return NULL;
+    m->dhead_names = calloc(n, sizeof *m->dhead_names);
+    m->dhead_labels = calloc(n, sizeof *m->dhead_labels);
+    m->dhead_off = calloc(n, sizeof *m->dhead_off);
+    m->dheads = calloc(n, sizeof *m->dheads);
+    if (!m->dhead_names || !m->dhead_labels || !m->dhead_off || !m->dheads) return "out of memory";
+    for (uint32_t i = 0; i < n; i++) {
+        if (!names[i][0] || strlen(names[i]) > 64)
+            BAD("heads.descriptors entry %u: a name must be 1..64 bytes", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(names[i], names[j])) BAD("descriptor head '%s' appears twice in heads.descriptors", names[i]);
+        char key[96];
+        snprintf(key, sizeof key, DHEAD_PREFIX "%s", names[i]);
+        char *const *lab;
+        uint32_t nl;
+        if (!csasn__meta_has(f, key)) BAD("descriptor head '%s' has no labels (metadata key '%s' missing)", names[i], key);
+        META(csasn__meta_str_array(f, key, &lab, &nl));
+        if (nl < DHEAD_MIN_LABELS || nl > DHEAD_MAX_LABELS)
+            BAD("%s has %u labels (%d..%d)", key, nl, DHEAD_MIN_LABELS, DHEAD_MAX_LABELS);
+        if (!(m->dhead_names[i] = strdup(names[i]))) return "out of memory";
+        /* NULL-terminated, so the free needs no count */
+        if (!(m->dhead_labels[i] = calloc(nl + 1, sizeof **m->dhead_labels))) return "out of memory";
+        for (uint32_t j = 0; j < nl; j++) {
+            for (uint32_t k = 0; k < j; k++)
+                if (!strcmp(lab[j], lab[k])) BAD("label '%s' appears twice in %s", lab[j], key);
+            if (!(m->dhead_labels[i][j] = strdup(lab[j]))) return "out of memory";
+        }
+        m->dhead_off[i] = c->dhead_total;
+        c->dhead_total += (int)nl;
+        csasn_descriptor *d = &m->dheads[i];
+        d->name = m->dhead_names[i];
+        d->n_labels = (int)nl;
+        d->labels = (const char *const *)m->dhead_labels[i];
+    }
+    return NULL;
+}
+
 static const char *read_meta(csasn_model *m, csasn__file *f)
 {
     csasn__config *c = &m->c;
@@ -377,7 +466,7 @@ static const char *read_meta(csasn_model *m, csasn__file *f)
     META(meta_pos_f32(f, "norm.ln_eps", &c->ln_eps));
     float beps;
     META(meta_pos_f32(f, "norm.bn_eps", &beps));
-    return NULL;
+    return read_region_and_descriptors(m, f);
 }
 
 
@@ -471,6 +560,13 @@ static void load_weights(ld_t *L)
         load_convbn(L, &w->seg_reduce, c->C, c->seg_D, 1, beps, "seg_reduce");
         load_convbn(L, &w->seg_fuse, c->seg_D + c8, c->seg_D, 3, beps, "seg_fuse");
         load_conv(L, &w->seg_out, c->seg_D, 1, 1, "seg_out");
+    }
+    /* descriptor heads: nn.Linear(E, n_i) each, at head_desc.<i> */
+    if (c->n_dheads && !L->err && !(w->head_desc = calloc((size_t)c->n_dheads, sizeof *w->head_desc)))
+        L->err = "out of memory";
+    for (int i = 0; i < c->n_dheads && !L->err; i++) {
+        snprintf(p, sizeof p, "head_desc.%d", i);
+        load_linear(L, &w->head_desc[i], m->dheads[i].n_labels, c->E, p);
     }
     if (L->err) return;
     for (uint32_t i = 0; i < L->f->n_tensors; i++)
@@ -567,10 +663,34 @@ static void plan(csasn_model *m, plan_t *P)
         s->s4 = reserve(P, 4 * H8 * H8 * SD);
         s->mask = reserve(P, 4 * H8 * H8);
     }
+    if (c->n_dheads) {
+        s->dlogits = reserve(P, (u64)c->dhead_total);
+        s->dprobs = reserve(P, (u64)c->dhead_total);
+    }
 }
 
 
 /* ------------------------------------------------------------ public API */
+
+/* The members csasn_model_info_json adds to the file's metadata: the region
+ * rule in force (the defaults when the file has no region keys) and the
+ * descriptor heads' count (their names and labels are the file's own keys). */
+static char *region_json(const csasn_model *m)
+{
+    const csasn__config *c = &m->c;
+    char num[2][32];
+    const float v[2] = {c->region_margin, c->region_fill};
+    for (int i = 0; i < 2; i++)   /* shortest form that reads back as the same float */
+        for (int prec = 6; prec <= 9; prec++) {
+            snprintf(num[i], sizeof num[i], "%.*g", prec, (double)v[i]);
+            if (strtof(num[i], NULL) == v[i]) break;
+        }
+    char *out = malloc(160);
+    if (out)
+        snprintf(out, 160, "\"region\": {\"mode\": \"%s\", \"margin\": %s, \"fill\": %s}, \"descriptor_heads\": %d",
+                 region_mode_names[c->region_mode], num[0], num[1], c->n_dheads);
+    return out;
+}
 
 void csasn_model_free(csasn_model *m)
 {
@@ -581,6 +701,16 @@ void csasn_model_free(csasn_model *m)
         for (int i = 0; i < m->c.K; i++) free(m->labels[i]);
     free(m->labels);
     free(m->malignant);
+    for (int i = 0; m->dhead_labels && i < m->c.n_dheads; i++) {
+        for (char **l = m->dhead_labels[i]; l && *l; l++) free(*l);
+        free(m->dhead_labels[i]);
+    }
+    for (int i = 0; m->dhead_names && i < m->c.n_dheads; i++) free(m->dhead_names[i]);
+    free(m->dhead_labels);
+    free(m->dhead_names);
+    free(m->dhead_off);
+    free(m->dheads);
+    free(m->w.head_desc);
     free(m->c.blocks);
     free(m->w.blocks);
     free(m->w.vit);
@@ -606,7 +736,11 @@ const char *csasn_model_load(csasn_model **out, const void *buf, size_t len)
     ld_t L = {.f = &f, .m = m};
     L.err = read_meta(m, &f);
     if (!L.err) load_weights(&L);
-    if (!L.err && !(m->info_json = csasn__file_info_json(&f, len))) L.err = "out of memory";
+    if (!L.err) {
+        char *extra = region_json(m);
+        if (!extra || !(m->info_json = csasn__file_info_json(&f, len, extra))) L.err = "out of memory";
+        free(extra);
+    }
     csasn__state *s = &m->s;
     if (!L.err) {
         plan_t P = {NULL, 0};
@@ -621,6 +755,7 @@ const char *csasn_model_load(csasn_model **out, const void *buf, size_t len)
             P.off = 0;
             plan(m, &P);
             memset(s->arena, 0, s->arena_floats * sizeof(float));
+            for (int i = 0; i < m->c.n_dheads; i++) m->dheads[i].probs = s->dprobs + m->dhead_off[i];
         }
     }
     for (int i = 0; i < L.tn; i++) free(L.tmp[i]);
@@ -638,3 +773,9 @@ const char *csasn_label(const csasn_model *m, int i) { return m && i >= 0 && i <
 int csasn_label_is_malignant(const csasn_model *m, int i) { return m && i >= 0 && i < m->c.K ? m->malignant[i] : 0; }
 int csasn_input_size(const csasn_model *m) { return m ? m->c.S : 0; }
 const char *csasn_model_info_json(const csasn_model *m) { return m ? m->info_json : NULL; }
+
+/* The report's operating point (csasn.h). */
+float csasn_malignancy_threshold(const csasn_model *m)
+{
+    return m && m->c.has_malig ? m->c.malig_threshold : NAN;
+}

@@ -51,7 +51,7 @@ const char *csasn_preview(const void *bytes, size_t len, int side, uint8_t *out,
     if (!gray)
         return "out of memory making the preview";
     int w = 0, h = 0;
-    const char *err = csasn__image_to_input(bytes, len, NULL, side, mean, std, gray, &w, &h);
+    const char *err = csasn__image_to_input(bytes, len, NULL, side, mean, std, gray, &w, &h, NULL, NULL);
     if (!err) {
         /* Channel 0 of three equal ones; the filter's weights are positive and
          * sum to 1, so values stay in [0, 1] but for rounding. */

@@ -7,9 +7,13 @@
  * The fallback is what keeps the "__simd" kernels compilable everywhere, so the
  * tests can always compare them with the "__scalar" reference kernels.
  *
- * There is deliberately no fused multiply-add: neither SSE2 nor (non-relaxed)
- * wasm SIMD has one, and using mul+add everywhere makes native and wasm results
- * bit-identical for the same kernel.
+ * V4_MADD(c, a, b) is c + a * b. Neither SSE2 nor (non-relaxed) wasm SIMD has
+ * a fused multiply-add, so everywhere but one build it is a mul then an add,
+ * which keeps native and wasm results bit-identical for the same kernel. The
+ * relaxed-SIMD wasm engine (-mrelaxed-simd, built by a newer clang than emcc's:
+ * see the Makefile) maps it to f32x4.relaxed_madd, which V8 lowers to one FMA
+ * where the CPU has it: one rounding instead of two, so that engine agrees with
+ * the others to rounding (tests/test_engines.cjs bounds it), not bit for bit.
  */
 #ifndef CSASN_SIMD_H
 #define CSASN_SIMD_H
@@ -19,7 +23,11 @@
 
 #if defined(__wasm_simd128__) && !defined(CSASN_SCALAR)
 #include <wasm_simd128.h>
+#ifdef __wasm_relaxed_simd__
+#define CSASN_SIMD_NAME "wasm-relaxed-simd"
+#else
 #define CSASN_SIMD_NAME "wasm-simd128"
+#endif
 typedef v128_t csasn__v4;
 typedef v128_t csasn__v4i;
 #define V4_LOAD(p)        wasm_v128_load(p)
@@ -31,6 +39,9 @@ typedef v128_t csasn__v4i;
 #define V4_SUB(a, b)      wasm_f32x4_sub((a), (b))
 #define V4_MUL(a, b)      wasm_f32x4_mul((a), (b))
 #define V4_DIV(a, b)      wasm_f32x4_div((a), (b))
+#ifdef __wasm_relaxed_simd__
+#define V4_MADD(c, a, b)  wasm_f32x4_relaxed_madd((a), (b), (c))
+#endif
 /* pmin/pmax are plain compare+select (one instruction each on x86, like SSE
  * minps/maxps); they differ from IEEE min/max only for NaN and -0. */
 #define V4_MAX(a, b)      wasm_f32x4_pmax((a), (b))
@@ -178,6 +189,10 @@ static inline float V4_HMAX(csasn__v4 a) {
     float x = a.v[0] > a.v[1] ? a.v[0] : a.v[1], z = a.v[2] > a.v[3] ? a.v[2] : a.v[3];
     return x > z ? x : z;
 }
+#endif
+
+#ifndef V4_MADD
+#define V4_MADD(c, a, b)  V4_ADD((c), V4_MUL((a), (b)))
 #endif
 
 #endif /* CSASN_SIMD_H */

@@ -9,9 +9,10 @@ const { spawn } = require('child_process');
 const { ROOT } = require('./testlib.cjs');
 
 // -> { proc, url, log }: log gets one `req METHOD PATH STATUS` line per request served.
-function startServer(weightsDir) {
+// extra: more serve.mjs options (e.g. ['--frame-ancestors', "'self' http://..."]).
+function startServer(weightsDir, extra = []) {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'tools/serve.mjs'), '--port', '0', '--weights', weightsDir, '--log'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [path.join(ROOT, 'tools/serve.mjs'), '--port', '0', '--weights', weightsDir, '--log', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = [];
     let buf = '', url = null;
     p.stdout.setEncoding('utf8');

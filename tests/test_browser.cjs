@@ -314,9 +314,10 @@ async function main() {
     check('no server request while opening images', lateLog.length === 0, lateLog.join(', '));
     // The recorder must see what the worker fetches (the wasm and the model), or its
     // silence above would prove nothing about the worker. The page is cross-origin isolated,
-    // so the worker picks the threaded build csasn-mt.wasm (csasn.wasm if it cannot start).
+    // so the worker picks a threaded build: csasn-relaxed-mt.wasm where Chromium runs relaxed
+    // SIMD, csasn-mt.wasm otherwise (the single-thread ones if threads cannot start).
     const loaded = requests.slice(0, nReqLoaded);
-    check('the recorder sees the worker\'s requests', loaded.some((u) => /\/wasm\/csasn(-mt)?\.wasm$/.test(u)) && loaded.some((u) => /\.csasn(\?|$)/.test(u)), loaded.join(', '));
+    check('the recorder sees the worker\'s requests', loaded.some((u) => /\/wasm\/csasn(-relaxed)?(-mt)?\.wasm$/.test(u)) && loaded.some((u) => /\.csasn(\?|$)/.test(u)), loaded.join(', '));
     check('the server log sees the load', nLogLoaded - nLogBefore >= 5, `${nLogLoaded - nLogBefore} requests`);
     check('no console errors (CSP violations included)', consoleErrors.length === 0, consoleErrors.join(' | '));
 

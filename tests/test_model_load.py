@@ -7,6 +7,9 @@ message naming the problem (and no crash), while the unmodified file loads.
 Each case takes the tiny MobileNetV2 model of tests/tinymodel.py, changes one
 thing in its metadata or tensors, writes it and runs `csasn info` on it.
 """
+import glob
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +35,12 @@ def main():
     meta, tensors, _ = csasn_format.read(base)
     rc, out = info(base)
     L.check("unmodified tiny model loads", rc == 0, out[:300])
+    # `info` names the file by its SHA-256 (what reports cite): hashlib is the reference.
+    for path in [base] + sorted(glob.glob(os.path.join(T.ROOT, "weights", "*.csasn"))):
+        rc, out = info(path)
+        want = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        got = json.loads(out).get("sha256") if rc == 0 else None
+        L.check(f"info sha256 equals hashlib's: {os.path.basename(path)}", got == want, f"{got} != {want}")
     rows = [list(meta["cnn.blocks"][i:i + 7]) for i in range(0, len(meta["cnn.blocks"]), 7)]
     flat = lambda r: [v for row in r for v in row]
 

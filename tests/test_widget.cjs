@@ -150,10 +150,17 @@ Image.fromarray(((x // 7 + y // 5) % 256).astype(np.uint8)).save(sys.argv[3])
 import sys, numpy as np
 from PIL import Image
 a, b = (np.asarray(Image.open(f).convert('RGB')).astype(int) for f in sys.argv[1:3])
-print(-1 if a.shape != b.shape else int((np.abs(a - b).max(axis=2) > 0).sum()), a.shape[1], a.shape[0])
+d = None if a.shape != b.shape else np.abs(a - b).max(axis=2)
+print(-1 if d is None else int((d > 2).sum()), a.shape[1], a.shape[0], -1 if d is None else int((d > 0).sum()))
 `, ...shots], { encoding: 'utf8' }).trim().split(' ').map(Number);
-    // Exact: the same browser draws the same tree at a whole-pixel offset.
-    check(`hostile CSS: the widget's screenshot is pixel-identical (${px[1]}x${px[2]})`, px[0] === 0, `${px[0]} pixels differ (build/test-widget/widget-*.png)`);
+    // The same browser draws the same tree at a whole-pixel offset. Chromium's rasteriser may
+    // still blend the antialiased edge of a rounded corner 1 level apart between two pages
+    // (seen: 6 corner pixels off by 1 of 255, depending on which page composited first); a
+    // leak of the page's CSS moves boxes or changes colours by far more. So: no pixel may
+    // differ by more than 2 levels.
+    check(`hostile CSS: the widget's screenshot is identical within 2 levels (${px[1]}x${px[2]})`, px[0] === 0,
+      `${px[0]} pixels differ by more than 2 levels (build/test-widget/widget-*.png)`);
+    if (px[3] > 0) console.log(`# ${px[3]} pixels differ by 1-2 levels (antialiased edges)`);
     const sheets = await hostile.evaluate(() => {
       const host = document.querySelector('csasn-classifier');
       return { page: document.styleSheets.length, styles: document.querySelectorAll('style').length, adopted: host.shadowRoot.adoptedStyleSheets.length, light: host.childNodes.length, pageAdopted: document.adoptedStyleSheets.length };

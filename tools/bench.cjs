@@ -2,7 +2,7 @@
 // bench.cjs - `make bench`: this engine against onnxruntime-web, side by side.
 //
 //   node tools/bench.cjs [--runs 30] [--warmup 10] [--per-round 5] [--only NAME[,NAME]]
-//                        [--skip models,chromium,native,torch,kernels] [--cold-runs 5]
+//                        [--skip models,chromium,page,engines,native,torch,kernels] [--cold-runs 5]
 //                        [--out build/bench.json]
 //
 // For csasn-b0-ti (random weights, BatchNorm calibrated on real images) and every shipped model
@@ -17,7 +17,10 @@
 // then the page in headless Chromium (cold start = navigation start to the first displayed
 // result in a fresh profile; warm start = the same with the browser cache filled; latency of
 // the engine inside the worker), a GEMM / depthwise-convolution microbenchmark of our kernels in
-// wasm (tools/kernel_bench.c) and the download size of the runtime (raw and brotli).
+// wasm (tools/kernel_bench.c), the download size of the runtime (raw and brotli), and the
+// engines in one Chromium page, one thread: ours relaxed SIMD, ours simd128, onnxruntime-web f32
+// (benchChromiumEngines; the rows gain chromium_ours_ms, chromium_engine, chromium_ort_web_ms,
+// chromium_ratio; chromium_ort_int8_ms stays null: no int8 ONNX export exists here yet).
 //
 // The machine is shared and noisy: the runtimes are interleaved in rounds (ours, ort, native,
 // torch, the order rotating every round) so that a burst of load hits all of them alike, each
@@ -431,6 +434,113 @@ async function benchPage(browser, base, t, opts) {
   return res;
 }
 
+// ------------------------------------------------------------------ chromium: engines vs ort
+
+// The engines side by side in one Chromium page, one thread each, the page not cross-origin
+// isolated: ours relaxed SIMD, ours simd128 and onnxruntime-web (f32, its wasm provider, SIMD,
+// graph optimisation 'all') on the same preprocessed input, interleaved in rounds like the node
+// runs above. A small server of its own: the page needs onnxruntime-web's files, which the
+// product's server (tools/serve.mjs, whose CSP allows only the product) never serves.
+function startEnginesServer() {
+  const http = require('http');
+  const ortDir = path.dirname(require.resolve('onnxruntime-web'));
+  const roots = { '/wasm/': R('build', 'wasm'), '/ort/': ortDir, '/f/weights/': R('weights'), '/f/build/bench/': R('build', 'bench') };
+  const types = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+  const srv = http.createServer((req, res) => {
+    const u = new URL(req.url, 'http://x');
+    if (u.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return res.end('<!doctype html><title>csasn engines</title>');
+    }
+    for (const [pre, dir] of Object.entries(roots)) {
+      if (!u.pathname.startsWith(pre)) continue;
+      const f = path.join(dir, path.normalize(decodeURIComponent(u.pathname.slice(pre.length))));
+      if (!f.startsWith(dir + path.sep) || !fs.existsSync(f) || !fs.statSync(f).isFile()) break;
+      res.writeHead(200, { 'content-type': types[path.extname(f)] || 'application/octet-stream' });
+      return fs.createReadStream(f).pipe(res);
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({ srv, url: `http://127.0.0.1:${srv.address().port}` })));
+}
+
+async function benchChromiumEngines(specs, opts) {
+  const { chromium } = require('playwright-core');
+  const { srv, url } = await startEnginesServer();
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run'],
+  });
+  const out = { browser: `chromium ${browser.version()}`, models: [] };
+  try {
+    for (const spec of specs) {
+      console.log(`\n== chromium engines: ${spec.name}`);
+      const page = await browser.newPage();
+      await page.goto(url + '/');
+      const r = await page.evaluate(async ({ spec, runs, warmup, perRound }) => {
+        const api = await import('/wasm/csasn.js');
+        const ort = await import('/ort/ort.wasm.min.mjs');
+        ort.env.wasm.numThreads = 1;
+        ort.env.wasm.wasmPaths = '/ort/';
+        ort.env.logLevel = 'error';
+        const get = async (p) => new Uint8Array(await (await fetch('/f/' + p)).arrayBuffer());
+        const S = spec.input_size;
+        const input = new Float32Array((await get(spec.ref.input)).buffer);
+        const model = await get(spec.csasn);
+        const ours = {};
+        const engines = {};
+        for (const kind of ['relaxed', 'simd128']) {
+          engines[kind] = await api.createBestEngine({ kind });
+          ours[kind] = await api.createClassifier(model, { engine: engines[kind] });
+        }
+        const sess = await ort.InferenceSession.create(await get(spec.onnx), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+        const feeds = { input: new ort.Tensor('float32', input, [1, 3, S, S]) };
+        const o = (await sess.run(feeds)).probs.data;
+        const diff = {};
+        for (const kind of Object.keys(ours)) {
+          const p = ours[kind].forwardSync(input).probs;
+          diff[kind] = Math.max(...Array.from(p, (v, i) => Math.abs(v - o[i])));
+        }
+        const times = { relaxed: [], simd128: [], ort: [] };
+        const run = {
+          relaxed: async () => { const t0 = performance.now(); ours.relaxed.forwardSync(input); times.relaxed.push(performance.now() - t0); },
+          simd128: async () => { const t0 = performance.now(); ours.simd128.forwardSync(input); times.simd128.push(performance.now() - t0); },
+          ort: async () => { const t0 = performance.now(); await sess.run(feeds); times.ort.push(performance.now() - t0); },
+        };
+        for (const k of Object.keys(run)) for (let i = 0; i < warmup; i++) await run[k]();
+        for (const k of Object.keys(times)) times[k] = [];
+        const order = Object.keys(run);
+        for (let r = 0; r < Math.ceil(runs / perRound); r++) {
+          for (let j = 0; j < order.length; j++) for (let i = 0; i < perRound; i++) await run[order[(r + j) % order.length]]();
+        }
+        const kernels = { relaxed: engines.relaxed.kernels, simd128: engines.simd128.kernels };
+        for (const c of Object.values(ours)) c.free();
+        await sess.release();
+        return { times, diff, kernels };
+      }, { spec, runs: opts.runs, warmup: opts.warmup, perRound: opts.perRound });
+      await page.close();
+      const m = Object.fromEntries(Object.entries(r.times).map(([k, v]) => [k, r2(median(v))]));
+      const best = m.relaxed <= m.simd128 ? 'relaxed' : 'simd128';
+      const row = {
+        name: spec.name, relaxed_ms: m.relaxed, simd128_ms: m.simd128, ort_web_ms: m.ort,
+        ours_ms: m[best], engine: r.kernels[best], ratio: Math.round((m[best] / m.ort) * 1000) / 1000,
+        relaxed_vs_simd128: Math.round((m.relaxed / m.simd128) * 1000) / 1000,
+        max_abs_diff_probs_vs_ort: r.diff, runs: r.times.ort.length,
+      };
+      console.log(`relaxed ${row.relaxed_ms} ms, simd128 ${row.simd128_ms} ms, onnxruntime-web ${row.ort_web_ms} ms -> ` +
+        `ours (${row.engine}) / ort ${row.ratio}; relaxed / simd128 ${row.relaxed_vs_simd128}; ` +
+        `probs vs ort: ${Object.entries(r.diff).map(([k, d]) => `${k} ${d.toExponential(1)}`).join(', ')}`);
+      out.models.push(row);
+    }
+  } finally {
+    await browser.close();
+    srv.close();
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ kernels, size, machine
 
 // tools/kernel_bench.c built for wasm (run in node: GFLOP/s per kernel in wasm) and natively.
@@ -464,6 +574,12 @@ function sizes() {
   s.wasm_brotli = s.files['csasn.wasm'].brotli;
   s.runtime_bytes = Object.values(s.files).reduce((a, f) => a + f.bytes, 0);
   s.runtime_brotli = Object.values(s.files).reduce((a, f) => a + f.brotli, 0);
+  // The other engines a browser may load instead of csasn.wasm (one of them, never several).
+  s.engines = {};
+  for (const f of ['csasn.wasm', 'csasn-mt.wasm', 'csasn-relaxed.wasm', 'csasn-relaxed-mt.wasm']) {
+    const p = path.join(w, f);
+    if (fs.existsSync(p)) s.engines[f] = { bytes: fs.statSync(p).size, brotli: brotliSize(p) };
+  }
   const ortWasm = path.join(path.dirname(require.resolve('onnxruntime-web')), 'ort-wasm-simd-threaded.wasm');
   if (fs.existsSync(ortWasm)) s.ort_web_wasm = { bytes: fs.statSync(ortWasm).size, brotli: brotliSize(ortWasm) };
   return s;
@@ -567,13 +683,30 @@ async function main() {
   }
   result.size = sizes();
 
-  if (!opts.skip.has('chromium')) {
+  if (!opts.skip.has('chromium') && !opts.skip.has('page')) {
     try {
       result.chromium = await benchChromium(await chromiumTargets(specs, result.models), opts);
     } catch (e) {
       failed = true;
       console.error(`chromium: ${e.stack || e}`);
       result.chromium = { error: String(e.message || e) };
+    }
+  }
+  if (!opts.skip.has('chromium') && !opts.skip.has('engines')) {
+    try {
+      result.chromium_engines = await benchChromiumEngines(specs, opts);
+      // The per-model fields of build/bench.json: the best shipped engine in Chromium against
+      // onnxruntime-web f32, measured in the same page.
+      for (const e of result.chromium_engines.models) {
+        const row = result.models.find((x) => x.name === e.name);
+        if (row) Object.assign(row, { chromium_ours_ms: e.ours_ms, chromium_engine: e.engine, chromium_ort_web_ms: e.ort_web_ms,
+          chromium_ort_int8_ms: null, chromium_ratio: e.ratio, chromium_relaxed_ms: e.relaxed_ms, chromium_simd128_ms: e.simd128_ms });
+      }
+      if (result.chromium_engines.models.some((e) => Object.values(e.max_abs_diff_probs_vs_ort).some((d) => !(d <= TOL.probs)))) failed = true;
+    } catch (e) {
+      failed = true;
+      console.error(`chromium engines: ${e.stack || e}`);
+      result.chromium_engines = { error: String(e.message || e) };
     }
   }
   let torchVersion = null;

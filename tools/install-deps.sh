@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 pkgs=(build-essential clang libclang-rt-14-dev libstb-dev emscripten nodejs chromium
       python3-torch python3-torchvision python3-numpy python3-pil python3-matplotlib
-      python3-sklearn python3-scipy libopenblas0-pthread brotli libjpeg-turbo-progs)
+      python3-sklearn python3-scipy libopenblas0-pthread brotli libjpeg-turbo-progs
+      clang-19)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# npm packages (playwright-core, onnxruntime-web), pinned by tools/package-lock.json
+# npm packages (playwright-core, onnxruntime-web, axe-core, the FHIR R4 JSON schema), pinned by tools/package-lock.json
 # (again whenever the lock file is newer than what npm last installed)
 if [ -f tools/package-lock.json ] && { [ ! -f tools/node_modules/.package-lock.json ] ||
      [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; }; then

@@ -11,6 +11,10 @@
 // --log prints one line per request (`req GET /path 200`), which the browser test reads to
 // prove that opening images makes no request.
 //
+// --frame-ancestors is also the portal's allow-list: it is written into embed.html's
+// <meta name="csasn-portal-origins"> as the page is served (web/embed.js obeys only those
+// origins), so who may embed the page and whose messages it obeys are one configuration.
+//
 // Every response carries the privacy and isolation headers: a Content-Security-Policy that
 // allows nothing but this origin (and wasm compilation), COOP/COEP so the page is
 // cross-origin isolated (threads), nosniff and no referrer.
@@ -52,6 +56,7 @@ const MIME = {
   '.json': 'application/json; charset=utf-8',
   '.wasm': 'application/wasm',
   '.svg': 'image/svg+xml',
+  '.webmanifest': 'application/manifest+json',
   '.png': 'image/png',
   '.ico': 'image/x-icon',
   '.md': 'text/plain; charset=utf-8', // model cards: shown as text (browsers download text/markdown)
@@ -115,6 +120,12 @@ function cacheControl(prefix, file, query) {
   if (prefix === '/weights/' && !file.endsWith('manifest.json') && query.has('v')) {
     return 'public, max-age=31536000, immutable';
   }
+  // The service worker script: the browser checks it for updates at moments of its own
+  // choosing (navigations, registrations, events), which would be requests after the page has
+  // loaded. Kept for an hour in the HTTP cache (web/boot.js registers it with updateViaCache
+  // 'all'), those checks are answered locally; a new sw.js is picked up within the hour (the
+  // pages, the runtime and the manifest revalidate at every load as before).
+  if (prefix === '/' && path.basename(file) === 'sw.js') return 'max-age=3600';
   return 'no-cache';
 }
 
@@ -145,9 +156,22 @@ export function createServer(o) {
     if (pathname.includes('\0')) return fail(400, 'bad request');
     const hit = resolvePath(o, pathname);
     if (!hit) return fail(404, 'not found');
+    // embed.html carries the portal allow-list in a meta tag: the same sources as the
+    // frame-ancestors directive, written in here, so there is one configuration (web/embed.js).
+    const serveEmbed = (file, headers) => {
+      fs.readFile(file, 'utf8', (err, text) => {
+        if (err) return fail(404, 'not found');
+        const esc = o.frameAncestors.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+        const body = Buffer.from(text.replace(/<meta name="csasn-portal-origins" content="[^"]*">/, `<meta name="csasn-portal-origins" content="${esc}">`));
+        status = 200;
+        res.writeHead(200, { ...headers, 'Content-Length': body.length });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        done();
+      });
+    };
     fs.stat(hit.file, (err, st) => {
       if (err || !st.isFile()) return fail(404, 'not found');
-      const etag = '"' + crypto.createHash('sha1').update(`${st.size}-${st.mtimeMs}-${hit.file}`).digest('hex').slice(0, 20) + '"';
+      const etag = '"' + crypto.createHash('sha1').update(`${st.size}-${st.mtimeMs}-${hit.file}-${o.frameAncestors}`).digest('hex').slice(0, 20) + '"';
       const headers = {
         ...sec,
         'Content-Type': MIME[path.extname(hit.file).toLowerCase()] || 'application/octet-stream',
@@ -161,6 +185,7 @@ export function createServer(o) {
         res.end();
         return done();
       }
+      if (hit.prefix === '/' && path.basename(hit.file) === 'embed.html') return serveEmbed(hit.file, headers);
       status = 200;
       res.writeHead(200, { ...headers, 'Content-Length': st.size });
       if (req.method === 'HEAD') {

@@ -1,4 +1,4 @@
-// adapt.js - the page's "Adapt to your data" view (src/ARCHITECTURE.md section 6): pick a
+// adapt.js - the page's "Adapt to your data" view (src/ARCHITECTURE.md section 9): pick a
 // folder of class sub-folders (or add files to a named class), see the counts, mark the
 // malignant classes and a grouping, then adapt the chosen base model in the engine's worker
 // (shell/client.js adapt()) with progress, ETA and cancel; read the cross-validated report,

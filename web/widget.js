@@ -17,10 +17,12 @@
 // Events (bubbling and composed, so a listener on document hears them):
 //   csasn-ready {info, timing}, csasn-result {result}, csasn-error {message, code}
 //   (code: one of ERR in protocol.js).
-// Methods: openFile(File), openBytes(ArrayBuffer, name), setRoi({x,y,w,h}|null).
+// Methods: openFile(File), openBytes(ArrayBuffer, name), setRoi({x,y,w,h}|null),
+//   report(images, {date, fhir}) (the exam report of the loaded model: client.js report()).
 // Read-only: info (the loaded model), result (the shown result).
 // State for tests and styling, on the element: data-state (starting, loading-model, ready,
-// busy, model-error, error), data-model, data-roi, data-image-size, data-result-seq.
+// busy, model-error, error), data-model, data-roi, data-region (the region the model read),
+// data-image-size, data-result-seq.
 //
 // Everything is drawn in a shadow root with its own adopted stylesheet (widget/styles.js):
 // the page's CSS cannot restyle it, and it adds nothing to the page. The engine runs behind
@@ -75,6 +77,13 @@ class CsasnClassifier extends HTMLElement {
   set runtime(v) { this._reflect('runtime', v); }
   get info() { return this._info ? JSON.parse(JSON.stringify(this._info)) : null; }
   get result() { return this._result; }
+
+  // ---- exam report (web/exam/ builds on it): src/report.c in this element's worker, for the
+  // model it has loaded, so the page's report is the bytes `csasn report` writes.
+  report(images, options = {}) {
+    if (!this._client || !this._ready) return Promise.reject(new Error('no model is loaded yet'));
+    return this._client.report(images, options);
+  }
 
   _reflect(name, v) {
     if (v === null || v === undefined) this.removeAttribute(name);
@@ -456,6 +465,9 @@ class CsasnClassifier extends HTMLElement {
       return;
     }
     this.setAttribute('data-roi', r.roi ? `${r.roi.x},${r.roi.y},${r.roi.w},${r.roi.h}` : 'full');
+    // the region the model read (its region rule applied to the box), outlined on the image
+    if (r.region) this.setAttribute('data-region', `${r.region.x},${r.region.y},${r.region.w},${r.region.h}`);
+    else this.removeAttribute('data-region');
     this.setAttribute('data-result-seq', String(++this._resultSeq));
   }
 

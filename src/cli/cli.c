@@ -6,6 +6,7 @@
  *   csasn bench      --model FILE [--runs N] [--profile] [IMAGE]
  *   csasn dump       --model FILE [--roi X,Y,W,H] --tensor NAME [--out FILE.f32] IMAGE
  *   csasn preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE
+ *   csasn report     --model FILE [--fhir] [--date T] [[--nodule L] [--view V] [--roi R] IMAGE]...
  *
  * Exit status: 0 success; 1 a model or an image failed (message says why);
  * 2 usage error or a file that cannot be read.
@@ -30,7 +31,8 @@
 static const char *usage_text =
     "usage: csasn <command> [options]\n"
     "  classify   --model FILE [--roi X,Y,W,H] [--attention] [--mask] IMAGE...\n"
-    "             one JSON line per image: image, model, labels, probs, top, malignancy, ms\n"
+    "             one JSON line per image: image, model, labels, probs, top, malignancy,\n"
+    "             region (what the model read), descriptors, ms\n"
     "  info       --model FILE                      metadata and tensor count as JSON\n"
     "  bench      --model FILE [--runs N] [--profile] [IMAGE]\n"
     "             forward-pass latency (3 warm-up runs; synthetic input if no IMAGE)\n"
@@ -39,6 +41,10 @@ static const char *usage_text =
     "  preprocess --model FILE [--roi X,Y,W,H] --out FILE.f32 IMAGE\n"
     "             the normalised [3,S,S] input as raw little-endian float32\n"
     "%s"
+    "  report     --model FILE [--fhir] [--date YYYY-MM-DDThh:mm:ssZ]\n"
+    "             [[--nodule LABEL] [--view transverse|longitudinal|other] [--roi X,Y,W,H]\n"
+    "             [--size-mm MM] IMAGE]...  the exam report (csasn-report JSON, or a FHIR R4\n"
+    "             Bundle with --fhir); per-image options apply to the IMAGE that follows them\n"
     "exit status: 0 ok, 1 a model or image failed, 2 usage error or unreadable file\n";
 
 static int usage(const char *fmt, const char *arg)
@@ -210,6 +216,37 @@ static void json_map(const float *v, int h, int w)
     putchar(']');
 }
 
+/* ", "region": {x, y, w, h}, "descriptors": {head: {label: p, ...}, ...}":
+ * the region of the image the model read (upright pixels; square/letterbox
+ * may reach past the image) and the descriptor heads' probabilities. */
+static void json_region(const csasn_roi *r)
+{
+    printf(", \"region\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}", r->x, r->y, r->w, r->h);
+}
+
+static void json_region_and_descriptors(const csasn_result *res)
+{
+    csasn_roi r = {res->region_x, res->region_y, res->region_w, res->region_h};
+    json_region(&r);
+    fputs(", \"descriptors\": {", stdout);
+    for (int i = 0; i < res->n_descriptors; i++) {
+        const csasn_descriptor *d = &res->descriptors[i];
+        if (i)
+            fputs(", ", stdout);
+        json_str(d->name);
+        fputs(": {", stdout);
+        for (int k = 0; k < d->n_labels; k++) {
+            if (k)
+                fputs(", ", stdout);
+            json_str(d->labels[k]);
+            fputs(": ", stdout);
+            json_num(d->probs[k]);
+        }
+        putchar('}');
+    }
+    putchar('}');
+}
+
 /* ------------------------------------------------------------------ options */
 
 typedef struct {
@@ -313,7 +350,8 @@ static int parse_options(int argc, char **argv, const char *allowed, options *o)
 }
 
 /* Loads the model named by --model. Returns NULL and sets *status on failure. */
-static csasn_model *load_model(const char *path, int *status)
+/* sha (may be NULL) gets the file's SHA-256 in hex. */
+static csasn_model *load_model(const char *path, int *status, char sha[65])
 {
     unsigned char *buf;
     size_t len;
@@ -336,6 +374,8 @@ static csasn_model *load_model(const char *path, int *status)
         *status = 1;
         return NULL;
     }
+    if (sha)
+        csasn_sha256_hex(buf, len, sha);
     free(buf);
     return m;
 }
@@ -363,7 +403,7 @@ static int cmd_classify(const options *o)
     if (o->n_files < 1)
         return usage("%s", "classify needs at least one IMAGE");
     int status = 0;
-    csasn_model *m = load_model(o->model, &status);
+    csasn_model *m = load_model(o->model, &status, NULL);
     if (!m)
         return status;
     int failed = 0, unreadable = 0;
@@ -428,6 +468,7 @@ static int cmd_classify(const options *o)
             fputs(", \"mask\": ", stdout);
             json_map(res.mask, res.mask_h, res.mask_w);
         }
+        json_region_and_descriptors(&res);
         printf(", \"image_w\": %d, \"image_h\": %d, \"ms\": %.3f}\n", res.image_w, res.image_h, ms);
         fflush(stdout);
     }
@@ -440,12 +481,15 @@ static int cmd_info(const options *o)
     if (o->n_files)
         return usage("unexpected argument '%s'", o->files[0]);
     int status = 0;
-    csasn_model *m = load_model(o->model, &status);
+    char sha[65];
+    csasn_model *m = load_model(o->model, &status, sha);
     if (!m)
         return status;
-    /* One JSON object: the metadata keys (all dotted) plus the file's facts. */
+    /* One JSON object: the metadata keys (all dotted) plus the file's facts,
+     * and the file's SHA-256 (what a report names the model by). */
     const char *info = csasn_model_info_json(m);
-    printf("%s\n", info ? info : "{}");
+    size_t n = strlen(info);
+    printf("%.*s, \"sha256\": \"%s\"}\n", (int)(n - 1), info, sha);
     csasn_model_free(m);
     return 0;
 }
@@ -465,7 +509,7 @@ static int cmd_bench(const options *o)
     size_t img_len = 0;
     if (o->n_files == 1 && (status = read_image_arg(o->files[0], &img, &img_len)) != 0)
         return status;
-    csasn_model *m = load_model(o->model, &status);
+    csasn_model *m = load_model(o->model, &status, NULL);
     if (!m) {
         free(img);
         return status;
@@ -547,7 +591,7 @@ static int cmd_dump(const options *o, int preprocess_only)
     int status = read_image_arg(o->files[0], &img, &len);
     if (status)
         return status;
-    csasn_model *m = load_model(o->model, &status);
+    csasn_model *m = load_model(o->model, &status, NULL);
     if (!m) {
         free(img);
         return status;
@@ -605,6 +649,9 @@ static int cmd_dump(const options *o, int preprocess_only)
         for (int i = 0; i < rank; i++)
             printf(i ? ", %d" : "%d", shape[i]);
         printf("], \"image_w\": %d, \"image_h\": %d", iw, ih);
+        csasn_roi region;
+        if (preprocess_only && !csasn_model_region(m, iw, ih, roi, &region))
+            json_region(&region);
         if (preprocess_only) {
             /* what the decode-memory limit was checked against, and what it took */
             uint64_t est, peak;
@@ -620,6 +667,119 @@ static int cmd_dump(const options *o, int preprocess_only)
     }
     free(own);
     csasn_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ report */
+
+/* The exam report (src/report.c): every image classified as `classify` does,
+ * then one document on stdout. Its own parser: --nodule, --view, --roi and
+ * --size-mm belong to the IMAGE after them, so their order matters. */
+static int cmd_report(int argc, char **argv)
+{
+    const char *model = NULL, *date = NULL;
+    int fhir = 0, n_img = 0;
+    typedef struct { const char *path, *nodule, *view; int has_roi; csasn_roi roi; double mm; } item;
+    item *it = calloc((size_t)argc + 1, sizeof *it);
+    if (!it)
+        return usage("%s", "out of memory");
+    item cur = {NULL, NULL, NULL, 0, {0, 0, 0, 0}, NAN};
+    int only_files = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_files || a[0] != '-' || !a[1]) {
+            cur.path = a;
+            it[n_img++] = cur;
+            cur = (item){NULL, NULL, NULL, 0, {0, 0, 0, 0}, NAN};
+            continue;
+        }
+        if (!strcmp(a, "--")) { only_files = 1; continue; }
+        if (!strcmp(a, "--fhir")) { fhir = 1; continue; }
+        const char *eq = strchr(a, '='), *val;
+        char name[32];
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        if (nl >= sizeof name) { free(it); return usage("unknown option '%s'", a); }
+        memcpy(name, a, nl);
+        name[nl] = 0;
+        if (strcmp(name, "--model") && strcmp(name, "--date") && strcmp(name, "--nodule") &&
+            strcmp(name, "--view") && strcmp(name, "--roi") && strcmp(name, "--size-mm")) {
+            free(it);
+            return usage("unknown option '%s' for this command", name);
+        }
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else { free(it); return usage("option '%s' needs a value", name); }
+        if (!strcmp(name, "--model")) model = val;
+        else if (!strcmp(name, "--date")) date = val;
+        else if (!strcmp(name, "--nodule")) cur.nodule = val;
+        else if (!strcmp(name, "--view")) cur.view = val;
+        else if (!strcmp(name, "--roi")) {
+            if (!parse_roi(val, &cur.roi)) { free(it); return usage("bad --roi '%s': expected X,Y,W,H (integers)", val); }
+            cur.has_roi = 1;
+        } else {
+            char *end;
+            double v = strtod(val, &end);
+            if (end == val || *end || !(v > 0 && v < 1e4)) { free(it); return usage("bad --size-mm '%s': expected millimetres > 0", val); }
+            cur.mm = v;
+        }
+    }
+    if (!model) { free(it); return usage("%s", "--model FILE is required"); }
+    if (cur.nodule || cur.view || cur.has_roi || !isnan(cur.mm)) { free(it); return usage("%s", "--nodule/--view/--roi/--size-mm must come before an IMAGE"); }
+    if (!n_img) { free(it); return usage("%s", "report needs at least one IMAGE"); }
+    char now[32];
+    if (!date) {
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        date = now;
+    }
+    int status = 0;
+    char sha[65];
+    csasn_model *m = load_model(model, &status, sha);
+    if (!m) { free(it); return status; }
+    csasn_report *rep = NULL;
+    const char *err = csasn_report_new(&rep, m, sha, date);
+    if (err) {
+        csasn_model_free(m);
+        free(it);
+        return usage("%s", err);
+    }
+    int rc = 0;
+    for (int i = 0; i < n_img && !rc; i++) {
+        unsigned char *buf;
+        size_t len;
+        int too_big;
+        err = read_file(it[i].path, MAX_IMAGE_BYTES, &buf, &len, &too_big);
+        if (err) {
+            fprintf(stderr, "csasn: %s\n", err);
+            rc = too_big ? 1 : 2;
+            break;
+        }
+        csasn_result res;
+        err = csasn_classify(m, buf, len, it[i].has_roi ? &it[i].roi : NULL, &res);
+        free(buf);
+        const char *base = strrchr(it[i].path, '/');
+        base = base ? base + 1 : it[i].path;
+        if (!err) {
+            csasn_report_image ri = {base, it[i].nodule, it[i].view, it[i].has_roi ? &it[i].roi : NULL, &res, it[i].mm};
+            err = csasn_report_add(rep, &ri);
+        }
+        if (err) {
+            fprintf(stderr, "csasn: %s: %s\n", it[i].path, err);
+            rc = 1;
+        }
+    }
+    const char *doc = NULL;
+    if (!rc && (err = csasn_report_json(rep, fhir, &doc)) != NULL) {
+        fprintf(stderr, "csasn: %s\n", err);
+        rc = 1;
+    }
+    if (!rc)
+        fputs(doc, stdout);
+    csasn_report_free(rep);
+    csasn_model_free(m);
+    free(it);
     return rc;
 }
 
@@ -639,6 +799,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "bench")) allowed = " --model --runs --profile --roi ";
     else if (!strcmp(cmd, "dump")) allowed = " --model --roi --tensor --out ";
     else if (!strcmp(cmd, "preprocess")) allowed = " --model --roi --out ";
+    else if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     else return usage("unknown command '%s'", cmd);
     options o;
     int rc = parse_options(argc - 2, argv + 2, allowed, &o);

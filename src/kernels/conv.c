@@ -43,8 +43,8 @@ static void dwconv_pixel__simd(const float *in, int H, int W, int C, int k, int 
             const float *ip = in + ((ptrdiff_t)(iy0 + ky) * W + ix0 + kx0) * C + c;
             const float *wp = w + ((ptrdiff_t)ky * k + kx0) * C + c;
             for (int kx = 0; kx < kx1 - kx0; kx++) {
-                a0 = V4_ADD(a0, V4_MUL(V4_LOAD(ip + (size_t)kx * C), V4_LOAD(wp + (size_t)kx * C)));
-                a1 = V4_ADD(a1, V4_MUL(V4_LOAD(ip + (size_t)kx * C + 4), V4_LOAD(wp + (size_t)kx * C + 4)));
+                a0 = V4_MADD(a0, V4_LOAD(ip + (size_t)kx * C), V4_LOAD(wp + (size_t)kx * C));
+                a1 = V4_MADD(a1, V4_LOAD(ip + (size_t)kx * C + 4), V4_LOAD(wp + (size_t)kx * C + 4));
             }
         }
         V4_STORE(o + c, v4_act(a0, act));
@@ -56,7 +56,7 @@ static void dwconv_pixel__simd(const float *in, int H, int W, int C, int k, int 
             const float *ip = in + ((ptrdiff_t)(iy0 + ky) * W + ix0 + kx0) * C + c;
             const float *wp = w + ((ptrdiff_t)ky * k + kx0) * C + c;
             for (int kx = 0; kx < kx1 - kx0; kx++)
-                a0 = V4_ADD(a0, V4_MUL(V4_LOAD(ip + (size_t)kx * C), V4_LOAD(wp + (size_t)kx * C)));
+                a0 = V4_MADD(a0, V4_LOAD(ip + (size_t)kx * C), V4_LOAD(wp + (size_t)kx * C));
         }
         V4_STORE(o + c, v4_act(a0, act));
     }
@@ -95,10 +95,10 @@ static int dwconv_pair__simd(const float *in, int H, int W, int C, int k, int st
             for (int kx = 0; kx < k; kx++) {
                 csasn__v4 w0 = V4_LOAD(wp + (size_t)kx * C), w1 = V4_LOAD(wp + (size_t)kx * C + 4);
                 const float *q = ip + (size_t)kx * C;
-                a0 = V4_ADD(a0, V4_MUL(V4_LOAD(q), w0));
-                a1 = V4_ADD(a1, V4_MUL(V4_LOAD(q + 4), w1));
-                b0 = V4_ADD(b0, V4_MUL(V4_LOAD(q + sC), w0));
-                b1 = V4_ADD(b1, V4_MUL(V4_LOAD(q + sC + 4), w1));
+                a0 = V4_MADD(a0, V4_LOAD(q), w0);
+                a1 = V4_MADD(a1, V4_LOAD(q + 4), w1);
+                b0 = V4_MADD(b0, V4_LOAD(q + sC), w0);
+                b1 = V4_MADD(b1, V4_LOAD(q + sC + 4), w1);
             }
         }
         V4_STORE(o + c, v4_act(a0, act));

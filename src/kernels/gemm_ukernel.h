@@ -82,17 +82,17 @@ static inline void gemm_4x8__simd(int mr, int nr, int K, const float *A, int lda
     for (int k = 0; k < K; k++, b += 8) {
         csasn__v4 b0 = V4_LOAD(b), b1 = V4_LOAD(b + 4);
         csasn__v4 va = V4_LOAD_SPLAT(a0 + k);
-        c00 = V4_ADD(c00, V4_MUL(va, b0));
-        c01 = V4_ADD(c01, V4_MUL(va, b1));
+        c00 = V4_MADD(c00, va, b0);
+        c01 = V4_MADD(c01, va, b1);
         va = V4_LOAD_SPLAT(a1 + k);
-        c10 = V4_ADD(c10, V4_MUL(va, b0));
-        c11 = V4_ADD(c11, V4_MUL(va, b1));
+        c10 = V4_MADD(c10, va, b0);
+        c11 = V4_MADD(c11, va, b1);
         va = V4_LOAD_SPLAT(a2 + k);
-        c20 = V4_ADD(c20, V4_MUL(va, b0));
-        c21 = V4_ADD(c21, V4_MUL(va, b1));
+        c20 = V4_MADD(c20, va, b0);
+        c21 = V4_MADD(c21, va, b1);
         va = V4_LOAD_SPLAT(a3 + k);
-        c30 = V4_ADD(c30, V4_MUL(va, b0));
-        c31 = V4_ADD(c31, V4_MUL(va, b1));
+        c30 = V4_MADD(c30, va, b0);
+        c31 = V4_MADD(c31, va, b1);
     }
     tile_store_4x8__simd(mr, nr, c00, c01, c10, c11, c20, c21, c30, c31, C, ldc, R, ldr, act);
 }
@@ -111,17 +111,17 @@ static inline void gemm_4x8__simd_packed(int mr, int nr, int K, const float *ap,
     for (const float *end = ap + 4 * (size_t)K; ap < end; ap += 4, b += 8) {
         csasn__v4 b0 = V4_LOAD(b), b1 = V4_LOAD(b + 4);
         csasn__v4 va = V4_LOAD_SPLAT(ap);
-        c00 = V4_ADD(c00, V4_MUL(va, b0));
-        c01 = V4_ADD(c01, V4_MUL(va, b1));
+        c00 = V4_MADD(c00, va, b0);
+        c01 = V4_MADD(c01, va, b1);
         va = V4_LOAD_SPLAT(ap + 1);
-        c10 = V4_ADD(c10, V4_MUL(va, b0));
-        c11 = V4_ADD(c11, V4_MUL(va, b1));
+        c10 = V4_MADD(c10, va, b0);
+        c11 = V4_MADD(c11, va, b1);
         va = V4_LOAD_SPLAT(ap + 2);
-        c20 = V4_ADD(c20, V4_MUL(va, b0));
-        c21 = V4_ADD(c21, V4_MUL(va, b1));
+        c20 = V4_MADD(c20, va, b0);
+        c21 = V4_MADD(c21, va, b1);
         va = V4_LOAD_SPLAT(ap + 3);
-        c30 = V4_ADD(c30, V4_MUL(va, b0));
-        c31 = V4_ADD(c31, V4_MUL(va, b1));
+        c30 = V4_MADD(c30, va, b0);
+        c31 = V4_MADD(c31, va, b1);
     }
     tile_store_4x8__simd(mr, nr, c00, c01, c10, c11, c20, c21, c30, c31, C, ldc, R, ldr, act);
 }

@@ -4,7 +4,9 @@
  * Input layout: byte 0 = flags, then (flags & 1) four little-endian int32
  * x, y, w, h of a region of interest, then the image bytes. Bits 1..6 of the
  * flags pick the output size S (1..64), so both shrinking and enlarging
- * resamplers are reached. The output must be finite when the call succeeds.
+ * resamplers are reached; bit 7 takes the region as a model with square
+ * geometry would (margin 0.25, fill 0.5: samples past the image edge).
+ * The output must be finite when the call succeeds.
  *
  * Images whose header claims more than 4 megapixels but are within the
  * engine's limit (100 MP) are skipped: decoding them is legitimate but takes
@@ -33,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!out)
         return 0;
     int iw = -1, ih = -1;
-    const char *err = csasn__image_to_input(size ? data : NULL, size, proi, S, mean, std, out, &iw, &ih);
+    const csasn__region_spec square = {CSASN_REGION_SQUARE, 0.25f, 0.5f};
+    const char *err = csasn__image_to_input(size ? data : NULL, size, proi, S, mean, std, out, &iw, &ih,
+                                            flags & 128 ? &square : NULL, NULL);
     if (err) {
         if (!err[0])
             abort();

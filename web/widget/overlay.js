@@ -1,5 +1,6 @@
 // overlay.js - what <csasn-classifier> draws over the image: the attention map, the lesion
-// outline, the region of interest and the rectangle being dragged. Everything is given in
+// outline, the region of interest, the region the model read (when the model's region rule
+// grows the box or squares it) and the rectangle being dragged. Everything is given in
 // image pixels (the engine's coordinates) and scaled to the overlay canvas here.
 import { pixelCanvas } from './view.js';
 
@@ -73,7 +74,9 @@ export function drawOverlay(c, s) {
   const px = c.width / Math.max(1, c.getBoundingClientRect().width); // canvas px per CSS px
   g.clearRect(0, 0, c.width, c.height);
   const res = s.result;
-  const rr = (res && res.roi) || { x: 0, y: 0, w: img.w, h: img.h };
+  // The maps cover the model's input, i.e. the region it read (result.region: the user's box
+  // grown, or the square around it, per the model's region rule), not always the drawn box.
+  const rr = (res && (res.region || res.roi)) || { x: 0, y: 0, w: img.w, h: img.h };
   const R = { x: rr.x * sx, y: rr.y * sy, w: rr.w * sx, h: rr.h * sy };
   g.imageSmoothingEnabled = true;
   let cache = res && drawn.get(res);
@@ -98,6 +101,16 @@ export function drawOverlay(c, s) {
     g.strokeStyle = '#38bdf8';
     g.setLineDash([]);
     g.strokeRect(Q.x, Q.y, Q.w, Q.h);
+  }
+  // The region the model read, where it is not the drawn box itself (a margin, a square):
+  // a dashed outline next to the user's box, so the page shows exactly what was analysed.
+  const reg = !s.drag && res && res.region && s.roi ? res.region : null;
+  if (reg && (reg.x !== s.roi.x || reg.y !== s.roi.y || reg.w !== s.roi.w || reg.h !== s.roi.h)) {
+    g.lineWidth = 1.5 * px;
+    g.strokeStyle = '#e2e8f0';
+    g.setLineDash([5 * px, 4 * px]);
+    g.strokeRect(reg.x * sx, reg.y * sy, reg.w * sx, reg.h * sy);
+    g.setLineDash([]);
   }
   if (s.drag) {
     const d = s.drag;

@@ -148,6 +148,16 @@ const CSS = `
 .cz-fill { display: block; height: 100%; background: #8fb8c9; border-radius: 99px; min-width: 2px; }
 .cz-prob-top .cz-fill { background: var(--cz-accent); }
 .cz-prob-pct { text-align: right; font-variant-numeric: tabular-nums; font-weight: 600; }
+.cz-features-box { margin-top: 16px; }
+.cz-features { list-style: none; margin: 0; padding: 0; }
+.cz-feature {
+  display: grid; grid-template-columns: minmax(7.5em, 38%) 1fr 4.2em; align-items: baseline; gap: 10px;
+  padding: 5px 0; border-bottom: 1px solid #eef2f5;
+}
+.cz-feature:last-child { border-bottom: 0; }
+.cz-feature-name { color: var(--cz-muted); overflow-wrap: anywhere; text-transform: capitalize; }
+.cz-feature-value { font-weight: 600; overflow-wrap: anywhere; }
+.cz-feature-pct { text-align: right; font-variant-numeric: tabular-nums; font-weight: 600; }
 .cz-meta { margin: 14px 0 0; font-size: 13px; color: var(--cz-muted); }
 .cz-meta span { color: var(--cz-text); font-weight: 600; }
 .cz-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 16px; margin-top: 10px; }

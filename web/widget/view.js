@@ -94,9 +94,15 @@ export function buildView({ notes }) {
     el('div', { class: 'cz-meter', role: 'presentation' }, v.maligFill, v.maligTick), v.maligNote);
   v.probs = el('ol', { class: 'cz-probs', 'data-testid': 'probs', 'aria-label': 'Probability of each class' });
   v.probsBox = el('div', { class: 'cz-probs-box', hidden: true }, el('h3', { class: 'cz-h', text: 'Class probabilities' }), v.probs);
+  // Descriptor heads: each head's most likely label, as text (labels come from the model file)
+  v.features = el('ul', { class: 'cz-features', 'data-testid': 'features', 'aria-label': 'Features the model reads' });
+  v.featuresBox = el('div', { class: 'cz-features-box', 'data-testid': 'features-box', hidden: true },
+    el('h3', { class: 'cz-h', text: 'Features the model reads' }), v.features,
+    el('p', { class: 'cz-muted cz-small', text: 'Each feature\'s most likely value and its probability: compare them with what you see.' }));
   v.latency = el('span', { 'data-testid': 'latency' });
   v.roiText = el('span', { 'data-testid': 'roi-text' });
-  v.meta = el('p', { class: 'cz-meta', hidden: true }, 'Inference ', v.latency, ' on this device · Region ', v.roiText);
+  v.regionText = el('span', { 'data-testid': 'region-text' });
+  v.meta = el('p', { class: 'cz-meta', hidden: true }, 'Inference ', v.latency, ' on this device · Region ', v.roiText, v.regionText);
   v.legendMask = el('span', { class: 'cz-legend-item', hidden: true },
     el('span', { class: 'cz-legend-swatch', 'aria-hidden': 'true' }), el('span', { class: 'cz-small cz-muted', text: 'Lesion outline (mask ≥ 50%)' }));
   v.legend = el('div', { class: 'cz-legend', hidden: true },
@@ -110,11 +116,13 @@ export function buildView({ notes }) {
       el('li', { text: 'an attention map showing where the model looked,' }),
       el('li', { text: 'the lesion outline, where the model segments it.' })));
   const results = el('section', { class: 'cz-card cz-results', 'aria-label': 'Result', 'aria-live': 'polite' },
-    v.status, v.placeholder, v.top, v.malig, v.probsBox, v.meta, v.legend);
+    v.status, v.placeholder, v.top, v.malig, v.probsBox, v.featuresBox, v.meta, v.legend);
 
   const foot = el('p', { class: 'cz-foot', hidden: !notes },
     el('strong', { text: 'Research use only — not a diagnosis.' }),
-    ' Results must be interpreted by a qualified clinician. Images are processed on this device and never leave it.');
+    ' Results must be interpreted by a qualified clinician. Images are processed on this device and never leave it.',
+    // intended use, in the words of the page, the report and the README
+    ' An adjunct for a region placed on a grey-scale (B-mode) image of a thyroid or breast nodule; trained on DDTI thyroid crops from one centre and BUSI breast images from one hospital; not for Doppler or elastography overlays, post-surgical sites, normal thyroid tissue, or children. Thyroid labels are DDTI\'s Kwak-style TI-RADS 2-5, not ACR TR1-TR5.');
   v.root = el('div', { class: 'cz' }, bar, v.modelError, el('div', { class: 'cz-grid' }, viewer, results), foot);
   return v;
 }
@@ -132,6 +140,8 @@ export function showResult(v, r, info, threshold) {
     v.maskLabel.hidden = true;
     v.placeholder.hidden = false;
     v.probs.replaceChildren();
+    v.featuresBox.hidden = true;
+    v.features.replaceChildren();
     return;
   }
   const malignantSet = new Set(info ? info.labels.filter((_, i) => info.malignant[i]) : []);
@@ -162,11 +172,30 @@ export function showResult(v, r, info, threshold) {
   v.probsBox.hidden = false;
   v.latency.textContent = fmtMs(r.ms);
   v.roiText.textContent = r.roi ? `${r.roi.w} × ${r.roi.h} px at (${r.roi.x}, ${r.roi.y})` : `whole image (${r.image.w} × ${r.image.h} px)`;
+  const g = r.region, same = g && r.roi && g.x === r.roi.x && g.y === r.roi.y && g.w === r.roi.w && g.h === r.roi.h;
+  v.regionText.textContent = g && r.roi && !same ? ` · the model read ${g.w} × ${g.h} px at (${g.x}, ${g.y}) (dashed outline)` : '';
+  showFeatures(v, r.descriptors || []);
   v.meta.hidden = false;
   v.legend.hidden = !r.attention && !r.mask;
   v.legendMask.hidden = !r.mask;
   v.maskLabel.hidden = !r.mask;
   v.reset.disabled = !r.roi;
+}
+
+/** The descriptor heads of result r (csasn.js: [{ name, labels, probs, top, label }]): one row
+ *  per head, its top label and probability. textContent only: names and labels are the
+ *  model file's strings, never markup. */
+function showFeatures(v, descriptors) {
+  v.features.replaceChildren(...descriptors.map((d) => {
+    const p = d.probs[d.top];
+    const li = el('li', { class: 'cz-feature', 'data-testid': 'feature-row', 'data-name': d.name, 'data-label': d.labels[d.top], 'data-prob': String(p) },
+      el('span', { class: 'cz-feature-name', text: d.name }),
+      el('span', { class: 'cz-feature-value', 'data-testid': 'feature-value', text: d.labels[d.top] }),
+      el('span', { class: 'cz-feature-pct', 'data-testid': 'feature-prob', text: fmtPct(p) }));
+    li.setAttribute('aria-label', `${d.name}: ${d.labels[d.top]}, ${fmtPct(p)}`);
+    return li;
+  }));
+  v.featuresBox.hidden = descriptors.length === 0;
 }
 
 /** The model's malignancy operating point (its metadata), 0.5 when it names none. */
