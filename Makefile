@@ -17,8 +17,8 @@ BUILD   := build
 KERNEL_SRC := $(wildcard src/kernels/*.c)
 LIB_SRC := $(wildcard src/*.c) $(KERNEL_SRC)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-HDRS    := $(wildcard src/*.h src/kernels/*.h)
-CLI_SRC := src/cli/cli.c
+HDRS    := $(wildcard src/*.h src/kernels/*.h src/cli/*.h)
+CLI_SRC := src/cli/cli.c src/cli/adapt_cmd.c
 
 .PHONY: all deps test wasm serve weights bench clean help fuzz fuzz-build test-asan asan-build
 all: $(BUILD)/csasn $(BUILD)/libcsasn.a

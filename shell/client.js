@@ -52,6 +52,10 @@ class Port {
       if (m.type === MSG.MODULE) return onModule(m.module);
       const p = this.pending.get(m.id);
       if (!p) return; // READY, or the reply to a request already given up
+      if (m.type === MSG.ADAPT_PROGRESS) { // not the reply: the request goes on
+        if (p.onProgress) { try { p.onProgress(m); } catch (e) { /* the page's callback */ } }
+        return;
+      }
       this.pending.delete(m.id);
       if (m.type === MSG.ERROR) p.reject(replyError(m));
       else p.resolve(m);
@@ -61,11 +65,11 @@ class Port {
     this.worker.onmessageerror = () => fail('a reply could not be read');
   }
 
-  send(msg, transfer = []) {
+  send(msg, transfer = [], onProgress = null) {
     if (this.dead) return Promise.reject(this.dead);
     const id = Port.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, onProgress });
       this.worker.postMessage({ ...msg, id }, transfer);
     });
   }
@@ -188,6 +192,25 @@ class CsasnClient {
     const port = this._ready();
     if (port.image !== this._image) await this.classify(null, { roi });
     return (await port.send({ type: MSG.BENCH, n, roi })).ms;
+  }
+
+  /** On-device adaptation of the loaded model in the worker (protocol.js ADAPT): spec
+   *  { classes, malignant, images: [{ cls, bytes, group }], folds, views, epochs, seed, name,
+   *  date } -> { report, bytes (Uint8Array of the new .csasn), skipped }. onProgress(m) gets
+   *  { phase: 'features', done, total } and { phase: 'training', progress }. cancel() ends it
+   *  (the worker is replaced; it rejects with code 'cancelled'). The images are copied, so
+   *  the caller's buffers stay usable. */
+  async adapt(spec, { onProgress } = {}) {
+    this._alive();
+    if (!this._model) throw new CsasnError(ERR.STATE, 'load the base model first');
+    const port = this._ready();
+    const images = (spec.images || []).map((im) => ({ cls: im.cls | 0, bytes: toU8(im.bytes, 'image').slice().buffer,
+                                                     group: im.group == null ? null : String(im.group) }));
+    const msg = { type: MSG.ADAPT, classes: Array.from(spec.classes || [], String), malignant: Array.from(spec.malignant || [], String),
+                  images, options: { folds: spec.folds | 0, views: spec.views | 0, epochs: spec.epochs | 0, seed: spec.seed | 0 },
+                  name: spec.name || '', date: spec.date || '' };
+    const r = await port.send(msg, images.map((im) => im.bytes), onProgress || null);
+    return { report: r.report, bytes: new Uint8Array(r.bytes), skipped: r.skipped };
   }
 
   /** The exam report of the loaded model, built in the worker by src/report.c (the bytes

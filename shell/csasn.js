@@ -608,3 +608,136 @@ class Classifier {
     }
   }
 }
+
+// ------------------------------------------------------------------ adaptation
+// On-device adaptation (csasn_adapt_* in src/csasn.h, src/ARCHITECTURE.md section 9): the
+// worker feeds the images one by one (addImage: the feature pass of one image, all views),
+// then calls step() until done (one epoch of one fold per call, so it can report progress and
+// be cancelled between calls), reads the cross-validated report and writes the new file.
+
+/** baseBytes: the base model's file. spec: { classes: string[], malignant?: string[],
+ *  folds?, views?, epochs?, seed? }. options: as createClassifier (wasmBinary, engine). */
+export async function createAdapter(baseBytes, spec, options = {}) {
+  const base = toU8(baseBytes, 'model');
+  const engine = options.engine || await createEngine(options);
+  return new Adapter(engine, base, spec || {}, !options.engine);
+}
+
+class Adapter {
+  constructor(engine, base, spec, ownsEngine) {
+    if (!engine._m) throw new CsasnError(ERR.STATE, 'this engine has been closed');
+    const m = engine._m;
+    this._m = m;
+    this._engine = engine;
+    this._ownsEngine = ownsEngine;
+    this._enc = new TextEncoder();
+    this._dec = new TextDecoder('utf-8');
+    const classes = Array.from(spec.classes || [], String);
+    const malignant = Array.from(spec.malignant || [], String);
+    this.classes = classes;
+    const pb = this._copyIn(base), pc = this._cstr(classes.join('\n')), pm = this._cstr(malignant.join('\n'));
+    let h;
+    try {
+      h = m._csasn_wasm_adapt_new(pb, base.length, pc, pm, spec.folds | 0, spec.views | 0, spec.epochs | 0, (spec.seed >>> 0) || 0);
+    } finally {
+      m._csasn_wasm_free(pb);
+      m._csasn_wasm_free(pc);
+      m._csasn_wasm_free(pm);
+    }
+    if (!h) {
+      const e = new CsasnError(ERR.MODEL, this._err() || 'adaptation could not start');
+      if (ownsEngine) engine.close();
+      throw e;
+    }
+    this._h = h;
+  }
+
+  _copyIn(u8) {
+    const p = this._m._csasn_wasm_alloc(u8.length);
+    if (!p) throw new CsasnError(ERR.INTERNAL, `out of memory copying ${u8.length} bytes into the engine`);
+    this._m.HEAPU8.set(u8, p);
+    return p;
+  }
+
+  _cstr(s) {
+    const b = this._enc.encode(s);
+    const p = this._m._csasn_wasm_alloc(b.length + 1);
+    if (!p) throw new CsasnError(ERR.INTERNAL, 'out of memory');
+    this._m.HEAPU8.set(b, p);
+    this._m.HEAPU8[p + b.length] = 0;
+    return p;
+  }
+
+  _str(p) {
+    if (!p) return null;
+    const h = this._m.HEAPU8;
+    let e = p;
+    while (h[e] !== 0) e++;
+    return this._dec.decode(h.slice(p, e));
+  }
+
+  _err() { return this._str(this._m._csasn_wasm_error()); }
+
+  _alive() {
+    if (!this._h) throw new CsasnError(ERR.STATE, 'this adaptation has been freed');
+  }
+
+  /** The feature pass of one image of class index cls; group: patient (or null). Throws
+   *  CsasnError(image) for an unreadable image, which is then not added. */
+  addImage(cls, imageBytes, group = null) {
+    this._alive();
+    const img = toU8(imageBytes, 'image');
+    const m = this._m, pb = this._copyIn(img), pg = group == null ? 0 : this._cstr(String(group));
+    let r;
+    try {
+      r = m._csasn_wasm_adapt_add_image(this._h, cls | 0, pg, pb, img.length);
+    } finally {
+      m._csasn_wasm_free(pb);
+      if (pg) m._csasn_wasm_free(pg);
+    }
+    if (r !== 0) throw new CsasnError(ERR.IMAGE, this._err() || 'image refused');
+  }
+
+  count(cls) { this._alive(); return this._m._csasn_wasm_adapt_count(this._h, cls | 0); }
+
+  /** One unit of training -> { progress (0..1), done }. */
+  step() {
+    this._alive();
+    const r = this._m._csasn_wasm_adapt_step(this._h);
+    if (r < 0) throw new CsasnError(ERR.STATE, this._err() || 'adaptation failed');
+    return { progress: this._m._csasn_wasm_adapt_progress(), done: r === 1 };
+  }
+
+  /** The cross-validated report (src/csasn.h csasn_adapt_report_json), null before done. */
+  report() {
+    this._alive();
+    const s = this._str(this._m._csasn_wasm_adapt_report(this._h));
+    return s ? JSON.parse(s) : null;
+  }
+
+  /** The adapted .csasn file as a Uint8Array. date: "YYYY-MM-DD" recorded in its provenance. */
+  write(name = '', date = '') {
+    this._alive();
+    const m = this._m, pn = this._cstr(name), pd = this._cstr(date);
+    let p;
+    try {
+      p = m._csasn_wasm_adapt_write(this._h, pn, pd);
+    } finally {
+      m._csasn_wasm_free(pn);
+      m._csasn_wasm_free(pd);
+    }
+    if (!p) throw new CsasnError(ERR.STATE, this._err() || 'writing the adapted model failed');
+    const n = m._csasn_wasm_adapt_written_len();
+    const out = m.HEAPU8.slice(p, p + n);
+    m._csasn_wasm_free(p);
+    return out;
+  }
+
+  free() {
+    if (this._h) {
+      this._m._csasn_wasm_adapt_free(this._h);
+      this._h = 0;
+      if (this._ownsEngine) this._engine.close();
+    }
+  }
+}

@@ -438,6 +438,82 @@ CSASN_WASM_EXPORT int csasn_wasm_preview_side(int image_w, int image_h)
     return csasn_preview_side(image_w, image_h);
 }
 
+/* ---------------------------------------------------------------- adaptation
+ * On-device adaptation (csasn_adapt_* in csasn.h) for the worker. Lists of
+ * names travel as one '\n'-separated string (a class name cannot hold a
+ * control character, csasn.h). */
+
+static int split_names(char *s, const char **out, int max)
+{
+    int n = 0;
+    if (!s || !*s) return 0;
+    for (char *p = s; n < max;) {
+        out[n++] = p;
+        char *q = strchr(p, '\n');
+        if (!q) break;
+        *q = 0;
+        p = q + 1;
+    }
+    return n;
+}
+
+CSASN_WASM_EXPORT csasn_adapt *csasn_wasm_adapt_new(const void *base, uint32_t len, char *classes, char *malignant,
+                                                    int folds, int views, int epochs, uint32_t seed)
+{
+    static const char *cls[CSASN_ADAPT_MAX_CLASSES + 1], *mal[CSASN_ADAPT_MAX_CLASSES + 1];
+    int nc = split_names(classes, cls, CSASN_ADAPT_MAX_CLASSES + 1);
+    int nm = split_names(malignant, mal, CSASN_ADAPT_MAX_CLASSES + 1);
+    csasn_adapt_options o;
+    csasn_adapt_default_options(&o);
+    if (folds > 0) o.folds = folds;
+    if (views > 0) o.views = views;
+    if (epochs > 0) o.epochs = epochs;
+    o.seed = seed;
+    csasn_adapt *a = NULL;
+    set_error(csasn_adapt_new(&a, base, len, cls, nc, mal, nm, &o));
+    return a;
+}
+
+CSASN_WASM_EXPORT int csasn_wasm_adapt_add_image(csasn_adapt *a, int cls, const char *group, const void *bytes, uint32_t len)
+{
+    const char *e = csasn_adapt_add_image(a, cls, group, bytes, len, NULL);
+    set_error(e);
+    return e ? -1 : 0;
+}
+
+CSASN_WASM_EXPORT int csasn_wasm_adapt_count(const csasn_adapt *a, int cls) { return csasn_adapt_count(a, cls); }
+
+static double g_adapt_progress;
+
+/* One unit of training: 1 done, 0 more to do, -1 error; csasn_wasm_adapt_progress() after. */
+CSASN_WASM_EXPORT int csasn_wasm_adapt_step(csasn_adapt *a)
+{
+    int done = 0;
+    const char *e = csasn_adapt_step(a, &g_adapt_progress, &done);
+    set_error(e);
+    return e ? -1 : done;
+}
+
+CSASN_WASM_EXPORT double csasn_wasm_adapt_progress(void) { return g_adapt_progress; }
+
+CSASN_WASM_EXPORT const char *csasn_wasm_adapt_report(const csasn_adapt *a) { return csasn_adapt_report_json(a); }
+
+static uint32_t g_adapt_len;
+
+/* The adapted file (free it with csasn_wasm_free); its length from csasn_wasm_adapt_written_len(). */
+CSASN_WASM_EXPORT void *csasn_wasm_adapt_write(const csasn_adapt *a, const char *name, const char *date)
+{
+    void *out = NULL;
+    size_t len = 0;
+    const char *e = csasn_adapt_write(a, name && *name ? name : NULL, date, &out, &len);
+    set_error(e);
+    g_adapt_len = (uint32_t)len;
+    return e ? NULL : out;
+}
+
+CSASN_WASM_EXPORT uint32_t csasn_wasm_adapt_written_len(void) { return g_adapt_len; }
+
+CSASN_WASM_EXPORT void csasn_wasm_adapt_free(csasn_adapt *a) { csasn_adapt_free(a); }
 /* ---- exam report (src/report.c): the page's report is built by the same C
  * as `csasn report`, in the worker that holds the model. ---- */
 

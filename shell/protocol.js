@@ -19,6 +19,11 @@
 //                               image; absent: run on the current one), roi: {x,y,w,h} in image
 //                               pixels or null, preview: true to add result.preview
 //   BENCH     { n, roi }        n timed classifications of the current image, worker-side
+//   ADAPT     { classes, malignant, images, options, name, date }
+//                               on-device adaptation of the loaded model (src/ARCHITECTURE.md
+//                               section 9): classes/malignant: string[]; images: [{ cls, bytes
+//                               (ArrayBuffer, transferred), group (string or null) }];
+//                               options: { folds, views, epochs, seed }; name/date: of the file
 //   REPORT    { images, date, fhir }
 //                               the exam report of the loaded model (src/report.c, the same C
 //                               as `csasn report`): images: [{name, nodule, view, roi, probs,
@@ -39,6 +44,13 @@
 //   RESULT    { id, result }    result: csasn.js's classify() result plus engineMemoryBytes
 //                               (the engine's memory after the call, before any recycle)
 //   BENCHED   { id, ms }        ms: number[], one per classification
+//   ADAPT_PROGRESS { id, phase, done, total, progress }
+//                               while an ADAPT runs (any number, same id as its request):
+//                               phase 'features' (done/total images) or 'training' (progress 0..1)
+//   ADAPTED   { id, report, bytes, skipped }
+//                               report: the cross-validated report (csasn_adapt_report_json),
+//                               bytes: ArrayBuffer of the adapted .csasn (transferred),
+//                               skipped: [{ index, message }] images the engine refused
 //   REPORTED  { id, text }      the report document (JSON text)
 //   ERROR     { id, code, message }
 //                               code: one of ERR
@@ -47,6 +59,7 @@ export const MSG = Object.freeze({
   LOAD: 'load',
   CLASSIFY: 'classify',
   BENCH: 'bench',
+  ADAPT: 'adapt',
   REPORT: 'report',
   READY: 'ready',
   MODULE: 'module',
@@ -54,6 +67,8 @@ export const MSG = Object.freeze({
   LOADED: 'loaded',
   RESULT: 'result',
   BENCHED: 'benched',
+  ADAPT_PROGRESS: 'adapt-progress',
+  ADAPTED: 'adapted',
   REPORTED: 'reported',
   ERROR: 'error',
 });

@@ -6,7 +6,7 @@
 // a classification. Nothing here talks to any origin but the page's own (the CSP enforces it
 // anyway): the only requests are the engine's own .wasm files, and the model and image bytes
 // arrive by postMessage.
-import { createClassifier, createEngine, relaxedSimdSupported } from './csasn.js';
+import { createAdapter, createClassifier, createEngine, relaxedSimdSupported } from './csasn.js';
 import { CsasnError, ERR, MSG, STANDBY_NAME, errorReply } from './protocol.js';
 import { fetchResponse, verifySha256 } from './fetch.js';
 
@@ -210,6 +210,9 @@ const handlers = {
     const transfer = [result.attention, result.mask, result.preview].filter(Boolean).map((t) => t.data.buffer);
     return { reply: { type: MSG.RESULT, result }, transfer, after: result.engineMemoryBytes > RECYCLE_BYTES ? recycleQuietly : null };
   },
+  async [MSG.ADAPT](msg) {
+    return adapt(msg);
+  },
   async [MSG.REPORT](msg) {
     if (!clf) throw new CsasnError(ERR.STATE, 'no model is loaded yet');
     return { type: MSG.REPORTED, text: clf.report(msg.images || [], { sha256: modelSha256, date: msg.date, fhir: !!msg.fhir }) };
@@ -221,6 +224,43 @@ const handlers = {
     return { type: MSG.BENCHED, ms };
   },
 };
+
+// On-device adaptation of the loaded model: the feature pass image by image, then the training
+// in units (csasn.js createAdapter), with a progress message after each; cancel = the client
+// terminates this worker.
+async function adapt(msg) {
+  if (!clf || !modelBytes) throw new CsasnError(ERR.STATE, 'load the base model first');
+  const images = Array.isArray(msg.images) ? msg.images : [];
+  const e = await engine;
+  let a;
+  try {
+    a = await createAdapter(modelBytes, { classes: msg.classes, malignant: msg.malignant || [], ...(msg.options || {}) }, { engine: e });
+  } catch (err) {
+    throw new CsasnError(ERR.STATE, err.message);
+  }
+  const progress = (p) => postMessage({ type: MSG.ADAPT_PROGRESS, id: msg.id, ...p });
+  try {
+    const skipped = [];
+    images.forEach((im, i) => {
+      try {
+        a.addImage(im.cls | 0, new Uint8Array(im.bytes), im.group == null ? null : String(im.group));
+      } catch (err) {
+        if (err.code !== ERR.IMAGE) throw err;
+        skipped.push({ index: i, message: err.message });
+      }
+      progress({ phase: 'features', done: i + 1, total: images.length });
+    });
+    let r;
+    do {
+      r = a.step();
+      progress({ phase: 'training', progress: r.progress });
+    } while (!r.done);
+    const bytes = a.write(msg.name || '', msg.date || '');
+    return { reply: { type: MSG.ADAPTED, report: a.report(), bytes: bytes.buffer, skipped }, transfer: [bytes.buffer] };
+  } finally {
+    a.free();
+  }
+}
 
 const recycleQuietly = () => recycle().catch((e) => console.warn(`csasn: could not recycle the engine, keeping it: ${e.message || e}`));
 

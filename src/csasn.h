@@ -227,6 +227,86 @@ const char *csasn_bench_input(const csasn_model *m, float *out);
  * Needs no model. Natively it only costs time. */
 const char *csasn_warmup(int rounds);
 
+
+/* ---------------------------------------------------------------- adaptation
+ * On-device adaptation (src/adapt.c, src/ARCHITECTURE.md section 9): the
+ * frozen network of a base model turns each labelled image (and each
+ * augmented view of it) into the four descriptors its residual multiscale
+ * classifier reads; the classifier and new heads (subtype for the user's
+ * classes, malignancy when some classes are malignant) are trained on them
+ * in C, cross-validated, and written as a new model file. Incremental, so a
+ * page can run it in its worker with progress and cancel (cancel = stop
+ * calling csasn_adapt_step and free the state):
+ *   csasn_adapt_new -> csasn_adapt_add_image per image -> csasn_adapt_step
+ *   until done -> csasn_adapt_report_json -> csasn_adapt_write -> csasn_adapt_free.
+ * Deterministic for a given seed, data and order of csasn_adapt_add_image. */
+#define CSASN_ADAPT_MAX_IMAGES   20000  /* per adaptation (descriptor memory, time) */
+#define CSASN_ADAPT_MAX_CLASSES  256
+#define CSASN_ADAPT_MAX_VIEWS    8
+#define CSASN_ADAPT_MAX_LABEL    128    /* bytes of a class name */
+
+typedef struct csasn_adapt csasn_adapt;
+
+typedef struct {
+    int folds;            /* k of the cross-validation (2..20; default 5) */
+    int views;            /* views per image: 1 the image, 2 + its mirror, 3.. + ROI jitter (default 2) */
+    float jitter;         /* ROI jitter of the extra views, fraction of the box side (default 0.04) */
+    int epochs, batch;    /* per training run (default 30, 32) */
+    float lr, weight_decay;   /* AdamW peak learning rate, weight decay (default 2e-3, 0.05) */
+    float val_fraction;   /* inner split for early stopping and calibration (default 0.17) */
+    int bootstrap;        /* resamples of the 95 % intervals (default 1000) */
+    uint64_t seed;        /* default 0 */
+    float dropout;        /* dropout on the cached descriptors while training (default 0.1) */
+} csasn_adapt_options;
+
+void csasn_adapt_default_options(csasn_adapt_options *o);
+
+/* base: the base model's file bytes (copied). classes: the user's class names
+ * (2..CSASN_ADAPT_MAX_CLASSES, distinct, non-empty UTF-8, stored as text);
+ * malignant: the names among them that count as malignant (n_malignant 0: the
+ * adapted model has no malignancy head). o NULL: defaults. */
+const char *csasn_adapt_new(csasn_adapt **out, const void *base, size_t len,
+                            const char *const *classes, int n_classes,
+                            const char *const *malignant, int n_malignant,
+                            const csasn_adapt_options *o);
+void csasn_adapt_free(csasn_adapt *a);
+
+/* The feature pass of one image of class cls (all views). group: the patient
+ * (or any grouping) it belongs to, images of one group never sit on both
+ * sides of a split; NULL: its own group. roi: NULL for the whole image. An
+ * image that fails (unreadable, corrupt) returns its error and is not added. */
+const char *csasn_adapt_add_image(csasn_adapt *a, int cls, const char *group,
+                                  const void *bytes, size_t len, const csasn_roi *roi);
+int csasn_adapt_count(const csasn_adapt *a, int cls);   /* images added to class cls */
+/* An image whose descriptors are already known (views x dim floats, as
+ * csasn_adapt_descriptors gives them, e.g. cached from an earlier run). */
+const char *csasn_adapt_add_descriptors(csasn_adapt *a, int cls, const char *group, const float *desc);
+
+/* One unit of training (an epoch of one cross-validation fold or of the
+ * final model). The first call checks the data (every class has an image,
+ * enough groups for the folds). *progress in [0, 1]; *done = 1 when the
+ * report and the model are ready. */
+const char *csasn_adapt_step(csasn_adapt *a, double *progress, int *done);
+
+/* The cross-validated report (JSON object: images, groups, folds, macro_f1,
+ * balanced_accuracy, malignancy_auc, each with _ci, classes [{label, images,
+ * recall, precision, auc (+ _ci)}], confusion, warnings, heads kept and left
+ * out); NULL before done. Owned by a. */
+const char *csasn_adapt_report_json(const csasn_adapt *a);
+
+/* The adapted model file: *out (malloc'd; free with csasn_adapt_free_buffer),
+ * *len. name: general.name (NULL: "<base name>-adapted"); date: the date
+ * recorded in the provenance (the caller's clock, e.g. "2026-12-02"). */
+const char *csasn_adapt_write(const csasn_adapt *a, const char *name, const char *date,
+                              void **out, size_t *len);
+void csasn_adapt_free_buffer(void *p);
+
+/* The cached descriptors, for tests and tools: n images x views x dim floats
+ * (*desc), the class of each image (*cls). */
+void csasn_adapt_descriptors(const csasn_adapt *a, int *n, int *views, int *dim,
+                             const float **desc, const int **cls);
+/* The group id of each image (0.., in order of first appearance). */
+const int *csasn_adapt_groups(const csasn_adapt *a);
 /* The vector kernels against their scalar references on fixed data (GEMM,
  * depthwise, attention; every tail size): NULL, or an error naming the kernel
  * and the difference. An engine whose runtime may implement its instructions

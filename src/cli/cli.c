@@ -15,6 +15,7 @@
  * the browser build does with fetched bytes.
  */
 #include "csasn.h"
+#include "adapt_cmd.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -44,6 +45,7 @@ static const char *usage_text =
     "             the normalised [3,S,S] input as raw little-endian float32\n"
     "  decode     [--frame N] --out FILE DICOM      a DICOM frame as decoded: PGM (gray) or PPM (colour),\n"
     "             16-bit samples big-endian when the frame has them\n"
+    "%s"
     "  report     --model FILE [--fhir] [--date YYYY-MM-DDThh:mm:ssZ]\n"
     "             [[--nodule LABEL] [--view transverse|longitudinal|other] [--roi X,Y,W,H]\n"
     "             [--size-mm MM] IMAGE]...  the exam report (csasn-report JSON, or a FHIR R4\n"
@@ -55,7 +57,7 @@ static int usage(const char *fmt, const char *arg)
     fputs("csasn: ", stderr);
     fprintf(stderr, fmt, arg);
     fputs("\n", stderr);
-    fputs(usage_text, stderr);
+    fprintf(stderr, usage_text, csasn_cli_adapt_usage);
     return 2;
 }
 
@@ -885,9 +887,10 @@ int main(int argc, char **argv)
         return usage("%s", "no command given");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        fputs(usage_text, stdout);
+        printf(usage_text, csasn_cli_adapt_usage);
         return 0;
     }
+    if (!strcmp(cmd, "adapt")) return csasn_cli_adapt(argc - 2, argv + 2);   /* its own options (src/cli/adapt_cmd.c) */
     const char *allowed;
     if (!strcmp(cmd, "classify")) allowed = " --model --roi --frame --attention --mask ";
     else if (!strcmp(cmd, "decode")) allowed = " --frame --out ";
