@@ -44,7 +44,7 @@ $(BUILD)/tests:
 deps:
 	@tools/install-deps.sh
 
-test: deps all $(C_TESTS) test-asan
+test: deps all wasm $(C_TESTS) test-asan
 	$(PY) tests/run.py
 
 # Browser build (the page runs the engine itself): the engine + shell/exports.c -> build/wasm/csasn.{mjs,wasm}, with

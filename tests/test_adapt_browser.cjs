@@ -181,7 +181,7 @@ async function main() {
     check('page: a valid local model file opens, marked as not from this site\'s manifest', /local file, not from this site's manifest/.test(shownModel), shownModel);
     // the view's own client fetches the chosen base model (the site's file) and its worker's
     // scripts: GETs of this site's runtime and model files only, nothing sent
-    const okReq = pReq.every((r) => r.method === 'GET' && !r.body && /\/(wasm\/[a-z-]+\.(js|mjs|wasm)|weights\/[a-z-]+\.csasn(\?v=[0-9a-f]+)?)$/.test(new URL(r.url).pathname + new URL(r.url).search));
+    const okReq = pReq.every((r) => r.method === 'GET' && !r.body && /\/(wasm\/[a-z.-]+\.(js|mjs|wasm)|weights\/[a-z-]+\.csasn(\?v=[0-9a-f]+)?)$/.test(new URL(r.url).pathname + new URL(r.url).search));
     check('page: while adapting only GETs of the site\'s own runtime and model files, nothing sent', okReq && pReq.length > 0,
       pReq.map((r) => `${r.method} ${r.url}`).join(', '));
     check('page: no page errors, no script from a class name ran', pErr.length === 0, pErr.join(' | '));

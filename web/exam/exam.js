@@ -115,7 +115,9 @@ export class Exam {
     const it = this.current;
     if (it) {
       it.result = r;
-      it.roi = r.roi ? { ...r.roi } : null;
+      // the user's box only: without one the engine picks the region itself (whole image, or a
+      // DICOM file's tissue region), as `csasn report` does for an image given without --roi
+      it.roi = r.roi && r.roi_source === 'user' ? { ...r.roi } : null;
       it.image = r.image;
       if (r.preview) it.preview = r.preview;
       it.error = null;
